@@ -1,0 +1,219 @@
+/*
+ * weft: a work-stealing coroutine runtime for C11.
+ *
+ * Conventions, for every function below:
+ *  - A call that can fail returns int: 0 (or a count) on success, a negative
+ *    errno value on failure. errno itself is never the channel: a task may
+ *    resume on another thread, where errno is another variable.
+ *  - A call that "may suspend" is legal only inside a task; outside one it
+ *    returns -EPERM.
+ *  - Time is in nanoseconds of the monotonic clock (weft_now()).
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+/* ======================================================================
+ * Version
+ * ====================================================================== */
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+/* The library's version as "MAJOR.MINOR.PATCH". Any thread. */
+WEFT_API const char *weft_version(void);
+
+/* ======================================================================
+ * Errors
+ * ====================================================================== */
+
+/* A short English description of a weft return code (negative errno), e.g.
+ * "the handle no longer names a task". Unknown codes get strerror's text.
+ * Any thread. */
+WEFT_API const char *weft_strerror(int err);
+
+/* The symbolic name of a return code: "ECANCELED", "ESRCH", ... ("0" for
+ * success, "E?" for a code weft does not use). Any thread. */
+WEFT_API const char *weft_err_name(int err);
+
+/* ======================================================================
+ * Time
+ * ====================================================================== */
+
+#define WEFT_USEC ((uint64_t)1000)
+#define WEFT_MSEC ((uint64_t)1000000)
+#define WEFT_SEC ((uint64_t)1000000000)
+
+/* Nanoseconds of CLOCK_MONOTONIC. Any thread; never suspends. */
+WEFT_API uint64_t weft_now(void);
+
+/* ======================================================================
+ * Configuration and run
+ * ====================================================================== */
+
+enum weft_mode {
+    WEFT_PARALLEL = 0, /* every worker runs tasks at once */
+    WEFT_GIL = 1,      /* one task at a time (not built yet: -ENOTSUP) */
+};
+
+/* How a task's stack is protected against overflow. */
+enum weft_guard {
+    WEFT_GUARD_AUTO = 0,     /* guard markers where the kernel has them, else mprotect */
+    WEFT_GUARD_MARKER = 1,   /* madvise(MADV_GUARD_INSTALL), Linux >= 6.13: no extra mapping */
+    WEFT_GUARD_MPROTECT = 2, /* a PROT_NONE page below each stack: two mappings per stack */
+};
+
+/* Plain data: fill it with weft_config_default(), then change fields.
+ * weft_run() applies the WEFT_* environment variables on top of it, so
+ * every program can be re-tuned without recompiling (see docs/config.md). */
+struct weft_config {
+    unsigned workers;            /* WEFT_WORKERS: 0 = one per core */
+    enum weft_mode mode;         /* WEFT_MODE: parallel | gil */
+    unsigned switch_interval_us; /* WEFT_SWITCH_INTERVAL_US (GIL mode) */
+    size_t stack_size;           /* WEFT_STACK_SIZE: bytes of a task's stack */
+    enum weft_guard guard;       /* WEFT_GUARD: auto | marker | mprotect */
+    int pin;                     /* WEFT_PIN: 1 = bind workers to cores */
+    int stats;                   /* WEFT_STATS: 1 = print counters at exit */
+    const char *trace_path;      /* WEFT_TRACE: trace file (not built yet) */
+    uint64_t reserved[8];        /* zero; room to grow */
+};
+
+/* Fills *cfg with the defaults: workers 0, parallel, 5000 us, 64 KiB
+ * stacks, automatic guard, no pinning, no stats, no trace. Any thread. */
+WEFT_API void weft_config_default(struct weft_config *cfg);
+
+/* A task's body: takes the spawner's argument, returns the task's result. */
+typedef void *(*weft_fn)(void *arg);
+
+/* asyncio.run(): starts the runtime on the calling thread, runs
+ * main_fn(arg) as the first task, and returns once main_fn and every task
+ * still running have finished; *result (if non-NULL) gets main_fn's return
+ * value. cfg may be NULL for the defaults; WEFT_* variables override it.
+ * Blocks the calling thread.
+ *   -EINVAL   a configuration value is bad: one line on stderr names the
+ *             variable (or field) and the value.
+ *   -ENOTSUP  a configuration value asks for something this build lacks.
+ *   -EBUSY    a runtime is already running in this process.
+ *   -EDEADLK  every task is blocked and nothing can wake one; each blocked
+ *             task and what it waits for is printed on stderr.
+ *   -ENOMEM   the runtime could not allocate its own structures. */
+WEFT_API int weft_run(const struct weft_config *cfg, weft_fn main_fn, void *arg, void **result);
+
+/* ======================================================================
+ * Tasks
+ * ====================================================================== */
+
+/* A handle naming one task. Opaque: it is not a pointer to memory. A handle
+ * stays valid until weft_join() returns the task's result or weft_detach()
+ * releases it; after that every call taking it returns -ESRCH. */
+typedef struct weft_task weft_task;
+
+/* Per-spawn options for weft_spawn_opts(); zero fields take the defaults. */
+struct weft_task_opts {
+    const char *name;    /* up to 31 bytes are kept; shown in reports */
+    size_t stack_size;   /* 0 = the runtime's stack_size */
+    uint64_t reserved[4]; /* zero */
+};
+
+/* asyncio.create_task(): creates a task that will run fn(arg) concurrently
+ * and stores its handle in *out. The task is not started before the caller
+ * next suspends. Does not suspend. Task context (any task of the runtime).
+ *   -EPERM   called outside a task.
+ *   -EINVAL  out or fn is NULL.
+ *   -ENOMEM  no memory for the task, or the stack budget of the mprotect
+ *            guard mode is spent (see docs/stacks.md). */
+WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg);
+
+/* weft_spawn() with a name and a stack size. Errors as weft_spawn(), and
+ *   -EINVAL  opts->stack_size is non-zero and outside [16 KiB, 1 GiB]. */
+WEFT_API int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg,
+                             const struct weft_task_opts *opts);
+
+/* await task: waits until the task has finished, stores its result in
+ * *result (if non-NULL) and releases the handle. May suspend. Task context.
+ *   -EPERM    called outside a task.
+ *   -EINVAL   t is NULL or not a task handle, or the task was detached.
+ *   -ESRCH    t no longer names a task: it was joined already, or it was
+ *             detached and has finished.
+ *   -EDEADLK  t is the calling task.
+ *   -EBUSY    another task is already joining t. */
+WEFT_API int weft_join(weft_task *t, void **result);
+
+/* Releases the handle without waiting: the task runs on and its memory is
+ * reclaimed when it finishes; its result is dropped. Does not suspend. Task
+ * context.
+ *   -EPERM    called outside a task.
+ *   -EINVAL   t is NULL or not a task handle, or t is detached already.
+ *   -ESRCH    t no longer names a task.
+ *   -EBUSY    a task is joining t. */
+WEFT_API int weft_detach(weft_task *t);
+
+/* asyncio.sleep(0): lets every other ready task run once, then continues.
+ * Returns 0 at once when no other task is ready. May suspend. Task context.
+ *   -EPERM  called outside a task. */
+WEFT_API int weft_yield(void);
+
+/* asyncio.sleep(): suspends the calling task for at least ns nanoseconds
+ * (0 behaves as weft_yield()). May suspend. Task context.
+ *   -EPERM  called outside a task. */
+WEFT_API int weft_sleep(uint64_t ns);
+
+/* The calling task's handle, or NULL outside a task. Any thread. */
+WEFT_API weft_task *weft_self(void);
+
+/* The task's id: a number unique within one weft_run (the main task is 1),
+ * as printed in reports; 0 if t does not name a live or unjoined task.
+ * Task context. */
+WEFT_API uint64_t weft_task_id(weft_task *t);
+
+/* ======================================================================
+ * Statistics
+ * ====================================================================== */
+
+struct weft_stats {
+    unsigned workers;           /* workers that ran */
+    uint64_t tasks_spawned;     /* tasks created, the main task included */
+    uint64_t tasks_finished;    /* tasks whose function returned */
+    uint64_t tasks_live;        /* spawned and not finished */
+    uint64_t tasks_unreleased;  /* finished, never joined nor detached */
+    uint64_t tasks_peak;        /* most tasks live at once */
+    uint64_t switches;          /* context switches */
+    uint64_t stacks_in_use;     /* stacks held by tasks */
+    uint64_t stacks_cached;     /* stacks free in the workers' caches */
+    uint64_t stacks_peak;       /* most stacks in use at once */
+    uint64_t stack_slabs;       /* mmap'd regions of stacks */
+    uint64_t stack_mappings;    /* kernel mappings (VMAs) those cost */
+    uint64_t stack_bytes_mapped; /* address space reserved for stacks */
+    uint64_t timers_pending;    /* sleeping tasks not yet woken */
+    uint64_t timers_fired;      /* sleeps that ended */
+    uint64_t reserved[8];
+};
+
+/* Copies the runtime's counters into *out: the running runtime's, or once
+ * weft_run() has returned, those it ended with (after teardown: a clean run
+ * ends with tasks_live, stacks_in_use, stack_slabs and timers_pending all
+ * 0). Any thread; from outside a worker while a runtime runs the figures
+ * may be momentarily stale.
+ *   -EINVAL  out is NULL.
+ *   -ESRCH   no runtime has run in this process. */
+WEFT_API int weft_stats_get(struct weft_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
