@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for weft and then does one job:
+#
+#   scripts/setup.sh demo    install what is missing, build, run the main demo
+#   scripts/setup.sh test    install what is missing, build, run every test:
+#                            the release build, then the AddressSanitizer +
+#                            UndefinedBehaviorSanitizer build
+#
+# Packages come from apt-get (through sudo when not root). Builds go to
+# build/ and build-asan/. WEFT_JOBS sets the build parallelism.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake pkg-config     # compiler and build
+  libhwloc-dev libjemalloc-dev         # topology; the runtime's allocator
+  check libsubunit-dev                 # the unit-test framework
+  libcurl4-openssl-dev libhttp-parser-dev  # HTTP client and server
+  valgrind                             # valgrind.h client requests
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the arm64 switch test
+  hyperfine                            # bench/ timing
+)
+
+say() { printf '==> %s\n' "$*"; }
+
+install_missing() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "system packages: all present"
+    return
+  fi
+  say "installing: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: not root and no sudo: install ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+jobs=${WEFT_JOBS:-$(nproc)}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  say "building $dir $*"
+  cmake -S . -B "$dir" -DWEFT_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs" >/dev/null
+}
+
+case "${1:-}" in
+  demo)
+    install_missing
+    build build -DCMAKE_BUILD_TYPE=Release
+    say "running demos/echo_twice"
+    ./build/demos/echo_twice
+    ;;
+  test)
+    install_missing
+    build build -DCMAKE_BUILD_TYPE=Release
+    build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=address,undefined -DWEFT_BUILD_BENCH=OFF
+    say "release build: tests"
+    ctest --test-dir build --output-on-failure -j "$jobs"
+    say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
+    ctest --test-dir build-asan --output-on-failure -j "$jobs"
+    ;;
+  *)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac

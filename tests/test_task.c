@@ -1,0 +1,450 @@
+/*
+ * Suite "task": weft_run, weft_spawn(_opts), weft_join, weft_detach,
+ * weft_yield, weft_self, weft_task_id: each success path and each
+ * documented error. Black-box: only weft.h.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "util.h"
+
+static void *return_arg_plus_one(void *arg)
+{
+    return IPTR(PINT(arg) + 1);
+}
+
+static void *spawn_join_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, return_arg_plus_one, IPTR(41)), 0);
+    void *r = NULL;
+    ck_assert_int_eq(weft_join(t, &r), 0);
+    return r;
+}
+
+START_TEST(join_returns_the_task_result)
+{
+    ck_assert_int_eq(PINT(run_main(spawn_join_main, NULL)), 42);
+}
+END_TEST
+
+static void *main_returns_7(void *arg)
+{
+    (void)arg;
+    return IPTR(7);
+}
+
+START_TEST(run_returns_main_result)
+{
+    ck_assert_int_eq(PINT(run_main(main_returns_7, NULL)), 7);
+}
+END_TEST
+
+START_TEST(run_rejects_null_main)
+{
+    ck_assert_int_eq(weft_run(NULL, NULL, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+static void *nested_run_main(void *arg)
+{
+    (void)arg;
+    return IPTR(weft_run(NULL, main_returns_7, NULL, NULL));
+}
+
+START_TEST(run_inside_a_run_is_ebusy)
+{
+    ck_assert_int_eq(PINT(run_main(nested_run_main, NULL)), -EBUSY);
+}
+END_TEST
+
+START_TEST(runs_follow_one_another)
+{
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(PINT(run_main(spawn_join_main, NULL)), 42);
+        struct weft_stats s;
+        ck_assert_int_eq(weft_stats_get(&s), 0);
+        ck_assert_uint_eq(s.tasks_spawned, 2);
+    }
+}
+END_TEST
+
+START_TEST(calls_outside_a_task_are_eperm)
+{
+    weft_task *t = NULL;
+    ck_assert_int_eq(weft_spawn(&t, return_arg_plus_one, NULL), -EPERM);
+    ck_assert_int_eq(weft_join(t, NULL), -EPERM);
+    ck_assert_int_eq(weft_detach(t), -EPERM);
+    ck_assert_int_eq(weft_yield(), -EPERM);
+    ck_assert_int_eq(weft_sleep(1), -EPERM);
+    ck_assert_ptr_null(weft_self());
+}
+END_TEST
+
+START_TEST(stats_before_any_run_is_esrch)
+{
+    struct weft_stats s;
+    ck_assert_int_eq(weft_stats_get(&s), -ESRCH);
+    ck_assert_int_eq(weft_stats_get(NULL), -EINVAL);
+}
+END_TEST
+
+static void *join_self_main(void *arg)
+{
+    (void)arg;
+    return IPTR(weft_join(weft_self(), NULL));
+}
+
+START_TEST(join_self_is_edeadlk)
+{
+    ck_assert_int_eq(PINT(run_main(join_self_main, NULL)), -EDEADLK);
+}
+END_TEST
+
+static void *double_join_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, return_arg_plus_one, NULL), 0);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    /* The slot may even be reused by a new task: the handle stays stale. */
+    weft_task *u;
+    ck_assert_int_eq(weft_spawn(&u, return_arg_plus_one, NULL), 0);
+    ck_assert_ptr_ne(t, u);
+    ck_assert_int_eq(weft_join(t, NULL), -ESRCH);
+    ck_assert_int_eq(weft_detach(t), -ESRCH);
+    ck_assert_uint_eq(weft_task_id(t), 0);
+    ck_assert_int_eq(weft_join(u, NULL), 0);
+    return NULL;
+}
+
+START_TEST(second_join_is_esrch)
+{
+    run_main(double_join_main, NULL);
+}
+END_TEST
+
+static int detached_ran;
+
+static void *sleep_then_mark(void *arg)
+{
+    ck_assert_int_eq(weft_sleep(PINT(arg) * WEFT_MSEC), 0);
+    detached_ran = 1;
+    return NULL;
+}
+
+static void *detach_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, sleep_then_mark, IPTR(2)), 0);
+    ck_assert_int_eq(weft_detach(t), 0);
+    ck_assert_int_eq(weft_join(t, NULL), -EINVAL);   /* still running */
+    ck_assert_int_eq(weft_detach(t), -EINVAL);       /* detached already */
+    ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);  /* let it finish */
+    ck_assert_int_eq(detached_ran, 1);
+    ck_assert_int_eq(weft_join(t, NULL), -ESRCH);    /* finished and freed */
+    return NULL;
+}
+
+START_TEST(join_after_detach_is_einval_then_esrch)
+{
+    run_main(detach_main, NULL);
+}
+END_TEST
+
+static void *detach_finished_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, return_arg_plus_one, NULL), 0);
+    ck_assert_int_eq(weft_yield(), 0); /* t runs and finishes */
+    ck_assert_int_eq(weft_detach(t), 0);
+    ck_assert_int_eq(weft_join(t, NULL), -ESRCH);
+    return NULL;
+}
+
+START_TEST(detach_of_a_finished_task_frees_it)
+{
+    run_main(detach_finished_main, NULL);
+}
+END_TEST
+
+static void *leave_running_main(void *arg)
+{
+    (void)arg;
+    weft_task *t, *u;
+    ck_assert_int_eq(weft_spawn(&t, sleep_then_mark, IPTR(2)), 0);
+    ck_assert_int_eq(weft_detach(t), 0);
+    ck_assert_int_eq(weft_spawn(&u, return_arg_plus_one, NULL), 0); /* never joined */
+    return NULL;
+}
+
+START_TEST(run_waits_for_tasks_left_running)
+{
+    detached_ran = 0;
+    run_main(leave_running_main, NULL);
+    ck_assert_int_eq(detached_ran, 1);
+    struct weft_stats s;
+    ck_assert_int_eq(weft_stats_get(&s), 0);
+    ck_assert_uint_eq(s.tasks_unreleased, 1);
+}
+END_TEST
+
+static weft_task *target;
+
+static void *join_target(void *arg)
+{
+    (void)arg;
+    void *r = NULL;
+    ck_assert_int_eq(weft_join(target, &r), 0);
+    return r;
+}
+
+static void *two_joiners_main(void *arg)
+{
+    (void)arg;
+    weft_task *b;
+    ck_assert_int_eq(weft_spawn(&target, sleep_then_mark, IPTR(2)), 0);
+    ck_assert_int_eq(weft_spawn(&b, join_target, NULL), 0);
+    ck_assert_int_eq(weft_yield(), 0); /* b blocks in its join */
+    ck_assert_int_eq(weft_join(target, NULL), -EBUSY);
+    ck_assert_int_eq(weft_detach(target), -EBUSY);
+    ck_assert_int_eq(weft_join(b, NULL), 0);
+    return NULL;
+}
+
+START_TEST(second_joiner_is_ebusy)
+{
+    run_main(two_joiners_main, NULL);
+}
+END_TEST
+
+static weft_task *cyc_a, *cyc_b;
+static int cycle_err;
+
+static void *cycle_a(void *arg)
+{
+    (void)arg;
+    while (!cyc_b)
+        weft_yield();
+    weft_yield(); /* b is now blocked joining a */
+    cycle_err = weft_join(cyc_b, NULL);
+    return NULL;
+}
+
+static void *cycle_b(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weft_join(cyc_a, NULL), 0);
+    return NULL;
+}
+
+static void *cycle_main(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weft_spawn(&cyc_a, cycle_a, NULL), 0);
+    weft_yield();
+    ck_assert_int_eq(weft_spawn(&cyc_b, cycle_b, NULL), 0);
+    ck_assert_int_eq(weft_join(cyc_b, NULL), 0);
+    return NULL;
+}
+
+START_TEST(join_closing_a_cycle_is_edeadlk)
+{
+    run_main(cycle_main, NULL);
+    ck_assert_int_eq(cycle_err, -EDEADLK);
+}
+END_TEST
+
+static void *bad_handles_main(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weft_join(NULL, NULL), -EINVAL);
+    ck_assert_int_eq(weft_detach(NULL), -EINVAL);
+    /* A generation no slot has reached, and an index past every chunk. */
+    ck_assert_int_eq(weft_join((weft_task *)(uintptr_t)((uint64_t)999 << 24), NULL), -EINVAL);
+    ck_assert_int_eq(weft_join((weft_task *)(uintptr_t)(((uint64_t)1 << 24) | 0xfffff0), NULL),
+                     -EINVAL);
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(NULL, return_arg_plus_one, NULL), -EINVAL);
+    ck_assert_int_eq(weft_spawn(&t, NULL, NULL), -EINVAL);
+    struct weft_task_opts small = {.stack_size = 1024};
+    struct weft_task_opts huge = {.stack_size = (size_t)2 << 30};
+    ck_assert_int_eq(weft_spawn_opts(&t, return_arg_plus_one, NULL, &small), -EINVAL);
+    ck_assert_int_eq(weft_spawn_opts(&t, return_arg_plus_one, NULL, &huge), -EINVAL);
+    return NULL;
+}
+
+START_TEST(bad_handles_and_arguments_are_einval)
+{
+    run_main(bad_handles_main, NULL);
+}
+END_TEST
+
+static char order[64];
+static size_t norder;
+
+static void *log_and_yield(void *arg)
+{
+    for (int round = 0; round < 3; round++) {
+        order[norder++] = (char)PINT(arg);
+        ck_assert_int_eq(weft_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *fifo_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(weft_spawn(&t[i], log_and_yield, IPTR('a' + i)), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    return NULL;
+}
+
+START_TEST(yield_runs_ready_tasks_in_fifo_order)
+{
+    run_main(fifo_main, NULL);
+    order[norder] = '\0';
+    ck_assert_str_eq(order, "abcabcabc");
+}
+END_TEST
+
+static void *yield_alone_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(weft_yield(), 0);
+    return NULL;
+}
+
+START_TEST(yield_with_nothing_else_ready_returns_at_once)
+{
+    run_main(yield_alone_main, NULL);
+    struct weft_stats s;
+    weft_stats_get(&s);
+    /* Into main and out of it at exit: the 1000 yields switched nothing. */
+    ck_assert_uint_eq(s.switches, 2);
+}
+END_TEST
+
+static weft_task *seen_self;
+
+static void *record_self(void *arg)
+{
+    (void)arg;
+    seen_self = weft_self();
+    return IPTR(weft_task_id(seen_self));
+}
+
+static void *self_main(void *arg)
+{
+    (void)arg;
+    ck_assert_uint_eq(weft_task_id(weft_self()), 1); /* main is task 1 */
+    ck_assert_int_eq(weft_join(weft_self(), NULL), -EDEADLK);
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, record_self, NULL), 0);
+    uint64_t id = weft_task_id(t);
+    ck_assert_uint_eq(id, 2);
+    void *r;
+    ck_assert_int_eq(weft_join(t, &r), 0);
+    ck_assert_ptr_eq(seen_self, t);
+    ck_assert_uint_eq((uint64_t)PINT(r), id);
+    return NULL;
+}
+
+START_TEST(self_names_the_running_task)
+{
+    run_main(self_main, NULL);
+}
+END_TEST
+
+static void *main_joins_main(void *arg)
+{
+    (void)arg;
+    /* The main task's handle is held by weft_run itself. */
+    return IPTR(weft_detach(weft_self()));
+}
+
+START_TEST(main_task_handle_belongs_to_run)
+{
+    ck_assert_int_eq(PINT(run_main(main_joins_main, NULL)), -EINVAL);
+}
+END_TEST
+
+static void *use_stack(void *arg)
+{
+    size_t n = (size_t)PINT(arg);
+    volatile char buf[n];
+    for (size_t i = 0; i < n; i += 512)
+        buf[i] = (char)i;
+    return IPTR(buf[n / 2 - (n / 2) % 512]);
+}
+
+static void *big_stack_main(void *arg)
+{
+    (void)arg;
+    struct weft_task_opts o = {.name = "big", .stack_size = 1 << 20};
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn_opts(&t, use_stack, IPTR(900 * 1024), &o), 0);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    return NULL;
+}
+
+START_TEST(spawn_opts_stack_size_is_usable)
+{
+    run_main(big_stack_main, NULL);
+}
+END_TEST
+
+START_TEST(error_names_and_texts)
+{
+    ck_assert_str_eq(weft_err_name(-ESRCH), "ESRCH");
+    ck_assert_str_eq(weft_err_name(-EDEADLK), "EDEADLK");
+    ck_assert_str_eq(weft_err_name(0), "0");
+    ck_assert_str_eq(weft_err_name(-EHOSTDOWN), "E?");
+    ck_assert_str_eq(weft_strerror(-ESRCH), "the handle no longer names a task");
+    ck_assert_ptr_nonnull(weft_strerror(-EHOSTDOWN));
+    ck_assert_str_eq(weft_version(), "0.1.0");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("task");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, join_returns_the_task_result);
+    tcase_add_test(tc, run_returns_main_result);
+    tcase_add_test(tc, run_rejects_null_main);
+    tcase_add_test(tc, run_inside_a_run_is_ebusy);
+    tcase_add_test(tc, runs_follow_one_another);
+    tcase_add_test(tc, calls_outside_a_task_are_eperm);
+    tcase_add_test(tc, stats_before_any_run_is_esrch);
+    tcase_add_test(tc, join_self_is_edeadlk);
+    tcase_add_test(tc, second_join_is_esrch);
+    tcase_add_test(tc, join_after_detach_is_einval_then_esrch);
+    tcase_add_test(tc, detach_of_a_finished_task_frees_it);
+    tcase_add_test(tc, run_waits_for_tasks_left_running);
+    tcase_add_test(tc, second_joiner_is_ebusy);
+    tcase_add_test(tc, join_closing_a_cycle_is_edeadlk);
+    tcase_add_test(tc, bad_handles_and_arguments_are_einval);
+    tcase_add_test(tc, yield_runs_ready_tasks_in_fifo_order);
+    tcase_add_test(tc, yield_with_nothing_else_ready_returns_at_once);
+    tcase_add_test(tc, self_names_the_running_task);
+    tcase_add_test(tc, main_task_handle_belongs_to_run);
+    tcase_add_test(tc, spawn_opts_stack_size_is_usable);
+    tcase_add_test(tc, error_names_and_texts);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

@@ -1,0 +1,213 @@
+/*
+ * Suite "timer": weft_sleep and weft_now through the public API, and the
+ * 4-ary heap itself (white-box: timer.h) against a sorted reference.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "task.h"
+#include "timer.h"
+#include "util.h"
+
+static int wake_order[8];
+static int nwoken;
+
+static void *sleep_and_log(void *arg)
+{
+    ck_assert_int_eq(weft_sleep((uint64_t)PINT(arg) * WEFT_MSEC), 0);
+    wake_order[nwoken++] = (int)PINT(arg);
+    return NULL;
+}
+
+static void *order_main(void *arg)
+{
+    (void)arg;
+    int ms[] = {3, 1, 2};
+    weft_task *t[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(weft_spawn(&t[i], sleep_and_log, IPTR(ms[i])), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    return NULL;
+}
+
+START_TEST(sleepers_wake_in_deadline_order)
+{
+    run_main(order_main, NULL);
+    ck_assert_int_eq(nwoken, 3);
+    ck_assert_int_eq(wake_order[0], 1);
+    ck_assert_int_eq(wake_order[1], 2);
+    ck_assert_int_eq(wake_order[2], 3);
+}
+END_TEST
+
+static void *no_early_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        uint64_t t0 = weft_now();
+        ck_assert_int_eq(weft_sleep(500 * WEFT_USEC), 0);
+        ck_assert_uint_ge(weft_now() - t0, 500 * WEFT_USEC);
+    }
+    return NULL;
+}
+
+START_TEST(sleep_never_returns_early)
+{
+    run_main(no_early_main, NULL);
+}
+END_TEST
+
+static char log_buf[8];
+static int nlog;
+
+static void *log_b(void *arg)
+{
+    (void)arg;
+    log_buf[nlog++] = 'b';
+    return NULL;
+}
+
+static void *sleep_zero_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, log_b, NULL), 0);
+    log_buf[nlog++] = 'a';
+    ck_assert_int_eq(weft_sleep(0), 0); /* lets b run */
+    log_buf[nlog++] = 'c';
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    return NULL;
+}
+
+START_TEST(sleep_zero_yields)
+{
+    run_main(sleep_zero_main, NULL);
+    log_buf[nlog] = '\0';
+    ck_assert_str_eq(log_buf, "abc");
+}
+END_TEST
+
+static int same_deadline_done;
+
+static void *sleep_1ms_count(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+    same_deadline_done++;
+    return NULL;
+}
+
+static void *many_main(void *arg)
+{
+    (void)arg;
+    enum { N = 5000 };
+    static weft_task *t[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(weft_spawn(&t[i], sleep_1ms_count, NULL), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    return NULL;
+}
+
+START_TEST(many_sleepers_all_wake)
+{
+    run_main(many_main, NULL);
+    ck_assert_int_eq(same_deadline_done, 5000);
+    struct weft_stats s;
+    weft_stats_get(&s);
+    ck_assert_uint_eq(s.timers_fired, 5000);
+}
+END_TEST
+
+START_TEST(now_is_monotonic)
+{
+    uint64_t prev = weft_now();
+    ck_assert_uint_gt(prev, 0);
+    for (int i = 0; i < 100000; i++) {
+        uint64_t n = weft_now();
+        ck_assert_uint_ge(n, prev);
+        prev = n;
+    }
+}
+END_TEST
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+START_TEST(heap_pops_in_order_after_random_deletes)
+{
+    enum { N = 20000, DEL = 5000 };
+    static struct weft__task tasks[N];
+    static uint64_t expect[N];
+    struct weft__timers tm;
+    weft__timers_init(&tm);
+    srand(12345);
+    for (int i = 0; i < N; i++) {
+        tasks[i].deadline = (uint64_t)(rand() % 1000); /* many ties */
+        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
+    }
+    /* Delete every fourth task, a mix of leaves and inner nodes. */
+    int kept = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 0 && i / 4 < DEL)
+            weft__timer_del(&tm, &tasks[i]);
+        else
+            expect[kept++] = tasks[i].deadline;
+    }
+    qsort(expect, (size_t)kept, sizeof expect[0], cmp_u64);
+    ck_assert_uint_eq(tm.len, (uint32_t)kept);
+    for (int i = 0; i < kept; i++) {
+        struct weft__task *t = weft__timers_pop_due(&tm, UINT64_MAX - 1);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_uint_eq(t->deadline, expect[i]);
+    }
+    ck_assert_ptr_null(weft__timers_pop_due(&tm, UINT64_MAX));
+    ck_assert_uint_eq(weft__timers_next(&tm), UINT64_MAX);
+    weft__timers_term(&tm);
+}
+END_TEST
+
+START_TEST(heap_pop_due_respects_now)
+{
+    static struct weft__task a, b;
+    struct weft__timers tm;
+    weft__timers_init(&tm);
+    a.deadline = 100;
+    b.deadline = 200;
+    ck_assert_int_eq(weft__timer_add(&tm, &b), 0);
+    ck_assert_int_eq(weft__timer_add(&tm, &a), 0);
+    ck_assert_uint_eq(weft__timers_next(&tm), 100);
+    ck_assert_ptr_null(weft__timers_pop_due(&tm, 99));
+    ck_assert_ptr_eq(weft__timers_pop_due(&tm, 150), &a);
+    ck_assert_ptr_null(weft__timers_pop_due(&tm, 150));
+    ck_assert_ptr_eq(weft__timers_pop_due(&tm, 200), &b);
+    ck_assert_uint_eq(tm.fired, 2);
+    weft__timers_term(&tm);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("timer");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sleepers_wake_in_deadline_order);
+    tcase_add_test(tc, sleep_never_returns_early);
+    tcase_add_test(tc, sleep_zero_yields);
+    tcase_add_test(tc, many_sleepers_all_wake);
+    tcase_add_test(tc, now_is_monotonic);
+    tcase_add_test(tc, heap_pops_in_order_after_random_deletes);
+    tcase_add_test(tc, heap_pop_due_respects_now);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

@@ -1,0 +1,91 @@
+/*
+ * Helpers shared by the test suites: run a main task under weft_run and
+ * check that the runtime shut down clean; capture what a call prints on
+ * stderr; scale stress sizes down in sanitizer builds.
+ */
+#ifndef WEFT_TEST_UTIL_H
+#define WEFT_TEST_UTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weft.h"
+
+/* Asserts what every clean run ends with: no live task, no stack in use,
+ * no timer pending, every slab unmapped. */
+static inline void assert_clean_shutdown(void)
+{
+    struct weft_stats s;
+    ck_assert_int_eq(weft_stats_get(&s), 0);
+    ck_assert_uint_eq(s.tasks_live, 0);
+    ck_assert_uint_eq(s.tasks_spawned, s.tasks_finished);
+    ck_assert_uint_eq(s.stacks_in_use, 0);
+    ck_assert_uint_eq(s.timers_pending, 0);
+    ck_assert_uint_eq(s.stack_slabs, 0);
+    ck_assert_uint_eq(s.stack_mappings, 0);
+    ck_assert_uint_eq(s.stack_bytes_mapped, 0);
+}
+
+/* Runs fn(arg) as the main task with the default configuration, asserts
+ * success and a clean shutdown, and returns the main task's result. */
+static inline void *run_main(weft_fn fn, void *arg)
+{
+    void *result = (void *)-1;
+    ck_assert_int_eq(weft_run(NULL, fn, arg, &result), 0);
+    assert_clean_shutdown();
+    return result;
+}
+
+/* Redirects stderr to a temporary file; stop_capture restores it and
+ * returns what was written (static buffer). */
+static int saved_stderr = -1;
+static FILE *capture_file;
+
+static inline void start_capture(void)
+{
+    fflush(stderr);
+    capture_file = tmpfile();
+    ck_assert_ptr_nonnull(capture_file);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(capture_file), STDERR_FILENO);
+}
+
+static inline const char *stop_capture(void)
+{
+    static char buf[8192];
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    rewind(capture_file);
+    size_t n = fread(buf, 1, sizeof buf - 1, capture_file);
+    buf[n] = '\0';
+    fclose(capture_file);
+    return buf;
+}
+
+/* Stress sizes are divided by WEFT_TEST_SCALE (sanitizer builds set 10). */
+static inline unsigned long scaled(unsigned long n)
+{
+    const char *s = getenv("WEFT_TEST_SCALE");
+    unsigned long d = s ? strtoul(s, NULL, 10) : 1;
+    return d > 1 ? n / d : n;
+}
+
+/* Runs the suite in forked children (each test gets a fresh process, and a
+ * crash fails one test, not the runner) and returns the exit status. */
+static inline int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#define IPTR(x) ((void *)(intptr_t)(x))
+#define PINT(p) ((intptr_t)(p))
+
+#endif
