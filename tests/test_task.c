@@ -223,14 +223,16 @@ START_TEST(second_joiner_is_ebusy)
 END_TEST
 
 static weft_task *cyc_a, *cyc_b;
-static int cycle_err;
+static int cycle_err = 1;
 
+/* a waits until b is blocked joining a, then joins b: the join that would
+ * close the cycle a -> b -> a. */
 static void *cycle_a(void *arg)
 {
     (void)arg;
     while (!cyc_b)
         weft_yield();
-    weft_yield(); /* b is now blocked joining a */
+    weft_yield(); /* b runs and blocks joining a */
     cycle_err = weft_join(cyc_b, NULL);
     return NULL;
 }
@@ -246,9 +248,11 @@ static void *cycle_main(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(weft_spawn(&cyc_a, cycle_a, NULL), 0);
-    weft_yield();
     ck_assert_int_eq(weft_spawn(&cyc_b, cycle_b, NULL), 0);
-    ck_assert_int_eq(weft_join(cyc_b, NULL), 0);
+    while (cycle_err == 1)
+        weft_yield();
+    ck_assert_int_eq(weft_join(cyc_b, NULL), 0); /* b joined (and released) a */
+    ck_assert_int_eq(weft_join(cyc_a, NULL), -ESRCH);
     return NULL;
 }
 
