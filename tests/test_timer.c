@@ -12,10 +12,16 @@
 
 static int wake_order[8];
 static int nwoken;
+static uint64_t order_start;
 
+/* Sleeps until order_start + arg * 50 ms: deadlines far enough apart that
+ * the order does not depend on how fast the tasks started. */
 static void *sleep_and_log(void *arg)
 {
-    ck_assert_int_eq(weft_sleep((uint64_t)PINT(arg) * WEFT_MSEC), 0);
+    uint64_t deadline = order_start + (uint64_t)PINT(arg) * 50 * WEFT_MSEC;
+    uint64_t now = weft_now();
+    ck_assert_uint_lt(now, deadline);
+    ck_assert_int_eq(weft_sleep(deadline - now), 0);
     wake_order[nwoken++] = (int)PINT(arg);
     return NULL;
 }
@@ -23,6 +29,7 @@ static void *sleep_and_log(void *arg)
 static void *order_main(void *arg)
 {
     (void)arg;
+    order_start = weft_now();
     int ms[] = {3, 1, 2};
     weft_task *t[3];
     for (int i = 0; i < 3; i++)

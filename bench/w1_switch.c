@@ -1,0 +1,46 @@
+/*
+ * W1 switch: two tasks on ONE worker hand control to each other with a
+ * plain weft_yield, 10,000,000 switches in all. Prints ns per switch.
+ *   usage: w1_switch [SWITCHES]
+ */
+#include "bench.h"
+#include "weft.h"
+
+static unsigned long per_task;
+
+static void *yielder(void *arg)
+{
+    for (unsigned long i = 0; i < per_task; i++)
+        weft_yield();
+    return arg;
+}
+
+static void *bench_main(void *arg)
+{
+    unsigned long *switches = arg;
+    weft_task *a, *b;
+    if (weft_spawn(&a, yielder, NULL) < 0 || weft_spawn(&b, yielder, NULL) < 0)
+        return (void *)1;
+    struct weft_stats s0, s1;
+    weft_stats_get(&s0);
+    uint64_t t0 = weft_now();
+    weft_join(a, NULL);
+    uint64_t t1 = weft_now();
+    weft_join(b, NULL);
+    weft_stats_get(&s1);
+    *switches = s1.switches - s0.switches;
+    double ns = (double)(t1 - t0) / (double)(2 * per_task);
+    int ok = *switches >= 2 * per_task && *switches <= 2 * per_task + 8;
+    printf("w1_switch switches=%lu ok=%d figure=%.2f unit=ns/switch maxrss_kib=%ld\n",
+           2 * per_task, ok, ns, peak_rss_kib());
+    return ok ? NULL : (void *)1;
+}
+
+int main(int argc, char **argv)
+{
+    per_task = arg_or(argc, argv, 1, 10000000) / 2;
+    unsigned long switches = 0;
+    void *r = (void *)1;
+    int err = weft_run(NULL, bench_main, &switches, &r);
+    return err == 0 && r == NULL ? 0 : 1;
+}
