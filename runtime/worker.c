@@ -92,11 +92,15 @@ static void fire_timers(struct weft__worker *w)
     }
 }
 
-static struct weft__task *pick_next(struct weft__worker *w)
+static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
 {
-    w->tick++;
-    if (w->timers.len && (!w->runq.head || w->tick % TIMER_CHECK_INTERVAL == 0))
+    if (--w->timer_countdown == 0) {
+        w->timer_countdown = TIMER_CHECK_INTERVAL;
+        if (w->timers.len)
+            fire_timers(w);
+    } else if (!w->runq.head && w->timers.len) {
         fire_timers(w);
+    }
     return runq_pop(&w->runq);
 }
 
@@ -113,8 +117,13 @@ static void after_switch(struct weft__worker *w)
 }
 
 /* Switches from the running context `from` to `next` (or to the idle loop
- * when next is NULL). Returns, once `from` is resumed, its worker. */
-static struct weft__worker *switch_to(struct weft__worker *w, struct weft__fiber *from,
+ * when next is NULL). Returns, once `from` is resumed, its worker.
+ *
+ * Never inlined, on purpose: every suspended context then waits at the one
+ * return address inside this function, which is what lets the ret that
+ * resumes a context (and the rets after it) be predicted; see the essay in
+ * arch/switch_x86_64_sysv_elf.S. */
+static __attribute__((noinline)) struct weft__worker *switch_to(struct weft__worker *w, struct weft__fiber *from,
                                       struct weft__task *next, bool exiting)
 {
     struct weft__fiber *to = &w->sched;
@@ -250,6 +259,7 @@ int weft__worker_loop(struct weft__worker *w)
 int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned id)
 {
     memset(w, 0, sizeof *w);
+    w->timer_countdown = TIMER_CHECK_INTERVAL;
     w->rt = rt;
     w->id = id;
     weft__timers_init(&w->timers);

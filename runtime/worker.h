@@ -39,7 +39,7 @@ struct weft__worker {
     struct weft__altstack altstack;
     struct weft__task *free_tasks; /* free task slots, LIFO */
     struct weft__runtime *rt;
-    uint32_t tick;                 /* scheduling decisions, for periodic checks */
+    uint32_t timer_countdown;      /* decisions left before timers are checked */
     unsigned id;
     struct weft__worker_counters n;
 };

@@ -22,9 +22,15 @@
  * caller-saved, so the C caller of weft__ctx_swap has already spilled what
  * it needs.
  *
- * The resume is an indirect jmp to the saved address, not a ret: a ret
- * would pop a return-stack-buffer entry pushed by a call made on another
- * stack and mispredict on every switch.
+ * The resume is a ret, not an indirect jmp to the saved address. Both were
+ * measured (docs/bench.md): in a scheduler every suspended task sits in the
+ * same call chain (yield -> switch_to -> weft__ctx_swap), so the return
+ * address the ret pops is the one the CPU's return-stack buffer predicts,
+ * and the rets that follow on the resumed side stay in step with it. A jmp
+ * leaves the entry pushed by the call to weft__ctx_swap unconsumed, and
+ * every later ret on the resumed side mispredicts: W1 took 30 ns a switch
+ * with jmp and 12 ns with ret. (A bare bounce loop with no scheduler, the
+ * shape of Boost.Context's benchmark, favours jmp: 7 against 15 ns.)
  *
  * void *weft__ctx_swap(void **save_sp, void *load_sp, void *arg)
  *   rdi = where to store the current context's stack pointer
@@ -72,12 +78,11 @@ weft__ctx_swap:
     movq    0x20(%rsp), %r15
     movq    0x28(%rsp), %rbx
     movq    0x30(%rsp), %rbp
-    movq    0x38(%rsp), %r8     /* its resume address */
-    leaq    0x40(%rsp), %rsp    /* pop the frame and the resume address */
-    .cfi_adjust_cfa_offset -0x40
+    leaq    0x38(%rsp), %rsp    /* pop the frame, leaving the resume address */
+    .cfi_adjust_cfa_offset -0x38
     movq    %rdx, %rax          /* return arg from its weft__ctx_swap ... */
     movq    %rdx, %rdi          /* ... or pass it to a fresh entry function */
-    jmp     *%r8                /* resume it */
+    ret                         /* resume it */
     .cfi_endproc
     .size   weft__ctx_swap, .-weft__ctx_swap
 
