@@ -169,7 +169,8 @@ WEFT_API int weft_yield(void);
 
 /* asyncio.sleep(): suspends the calling task for at least ns nanoseconds
  * (0 behaves as weft_yield()). May suspend. Task context.
- *   -EPERM  called outside a task. */
+ *   -EPERM   called outside a task.
+ *   -ENOMEM  the worker's timer heap could not grow. */
 WEFT_API int weft_sleep(uint64_t ns);
 
 /* The calling task's handle, or NULL outside a task. Any thread. */

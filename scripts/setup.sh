@@ -19,7 +19,7 @@ PACKAGES=(
   libcurl4-openssl-dev libhttp-parser-dev  # HTTP client and server
   valgrind                             # valgrind.h client requests
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the arm64 switch test
-  hyperfine                            # bench/ timing
+  hyperfine time                       # bench/: timing, peak RSS
 )
 
 say() { printf '==> %s\n' "$*"; }
