@@ -119,8 +119,7 @@ __attribute__((noinline)) static int recurse(char *prev, int depth)
 {
     char frame[512];
     frame[0] = (char)depth;
-    if (prev)
-        frame[1] = prev[0];
+    frame[1] = prev ? prev[0] : 0;
     sink = frame;
     if (depth >= limit)
         return frame[1];
