@@ -112,7 +112,6 @@ START_TEST(mprotect_guards_cost_two_mappings_per_stack)
 }
 END_TEST
 
-static char *volatile sink;
 static volatile int limit = 1 << 30; /* never reached: the stack ends first */
 
 __attribute__((noinline)) static int recurse(char *prev, int depth)
@@ -120,7 +119,7 @@ __attribute__((noinline)) static int recurse(char *prev, int depth)
     char frame[512];
     frame[0] = (char)depth;
     frame[1] = prev ? prev[0] : 0;
-    sink = frame;
+    __asm__ volatile("" : : "r"(frame) : "memory"); /* keep the frame real */
     if (depth >= limit)
         return frame[1];
     return recurse(frame, depth + 1) + frame[1];
