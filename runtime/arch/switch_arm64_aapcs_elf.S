@@ -36,16 +36,18 @@
  * weft__ctx_swap has already spilled what it needs. x18 is the platform
  * register; the context switch leaves it alone.
  *
- * The resume is an indirect br to the saved address, not a ret: a ret would
- * pop a return-stack entry pushed by a bl made on another stack and
- * mispredict on every switch.
+ * The resume is a ret to the restored x30, not a br, for the reason the
+ * x86-64 file gives (docs/design.md): in a scheduler every suspended task
+ * waits at the same return address, so the return-stack predictor, which
+ * bl pushes and ret pops, predicts it and stays in step for the rets that
+ * follow on the resumed side. A br would leave the entry pushed by the bl
+ * to weft__ctx_swap unconsumed.
  *
- * Branch protection: the function entries start with a bti c landing pad
- * (hint #34, a no-op on cores without BTI) and the trampoline with bti j
- * (hint #36). The file does not claim BTI compatibility in a
- * .note.gnu.property section, because the br to a resume address (the
- * instruction after a bl) lands on no landing pad, and would fault on a
- * guarded page.
+ * Branch protection: the global functions start with a bti c landing pad
+ * (hint #34, a no-op on cores without BTI). ret is not checked by BTI, so
+ * the resume addresses and the trampoline need no landing pad. The file
+ * emits no .note.gnu.property, so it does not mark a binary as BTI or PAC
+ * compatible.
  *
  * void *weft__ctx_swap(void **save_sp, void *load_sp, void *arg)
  *   x0 = where to store the current context's stack pointer
@@ -106,7 +108,7 @@ weft__ctx_swap:
     .cfi_def_cfa_offset 0
     mov     x0, x2              /* return arg from its weft__ctx_swap, or
                                    pass it to a fresh entry function */
-    br      x30                 /* resume it */
+    ret                         /* resume it at x30 */
     .cfi_endproc
     .size   weft__ctx_swap, .-weft__ctx_swap
 
@@ -135,8 +137,8 @@ weft__ctx_make:
 weft__ctx_trampoline:
     .cfi_startproc
     .cfi_undefined x30          /* the outermost frame of a context */
-    hint    #36                 /* bti j: entered by the br in weft__ctx_swap */
-    blr     x19                 /* entry(arg); arg is already in x0 */
+    blr     x19                 /* entry(arg); arg is already in x0; entered
+                                   by the ret of weft__ctx_swap */
     brk     #0                  /* entry returned: a runtime bug */
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
