@@ -113,7 +113,7 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg)
     err = weft__worker_init(&rt->workers[0], rt, 0);
     if (err < 0)
         goto fail_worker;
-    weft__stack_signals_install(&rt->stacks);
+    weft__stack_signals_install();
     return 0;
 fail_worker:
     weft__free(rt->workers, rt->nworkers * sizeof rt->workers[0]);

@@ -378,9 +378,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     pass_on(sig, si, uc);
 }
 
-void weft__stack_signals_install(struct weft__stack_pool *p)
+void weft__stack_signals_install(void)
 {
-    (void)p;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;

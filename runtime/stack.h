@@ -80,7 +80,7 @@ uint64_t weft__stack_cached(const struct weft__stack_cache *c);
 
 /* Installs the SIGSEGV/SIGBUS handler that reports a stack overflow, and
  * restores the previous handlers. weft_run's thread. */
-void weft__stack_signals_install(struct weft__stack_pool *p);
+void weft__stack_signals_install(void);
 void weft__stack_signals_restore(void);
 
 /* The calling thread's alternate signal stack, on which the overflow

@@ -53,13 +53,16 @@ static void *every_task_main(void *arg)
     return NULL;
 }
 
-START_TEST(stress_spawn_every_task_runs_once)
+/* Runs main_fn over `n` tasks under the watchdog and asserts that every
+ * task ran exactly once. */
+static void run_counted(weft_fn main_fn, unsigned long n)
 {
     alarm(WATCHDOG_S);
-    ntasks = scaled(1000000);
+    ntasks = n;
     ran = calloc(ntasks, 1);
     handles = calloc(ntasks, sizeof handles[0]);
-    run_main(every_task_main, NULL);
+    ck_assert(ran && handles);
+    run_main(main_fn, NULL);
     unsigned long missing = 0, twice = 0;
     for (unsigned long i = 0; i < ntasks; i++) {
         missing += ran[i] == 0;
@@ -67,12 +70,17 @@ START_TEST(stress_spawn_every_task_runs_once)
     }
     ck_assert_uint_eq(missing, 0);
     ck_assert_uint_eq(twice, 0);
+    free(ran);
+    free(handles);
+}
+
+START_TEST(stress_spawn_every_task_runs_once)
+{
+    run_counted(every_task_main, scaled(1000000));
     struct weft_stats s;
     weft_stats_get(&s);
     ck_assert_uint_eq(s.tasks_spawned, ntasks + 1);
     ck_assert_uint_eq(s.timers_fired, ntasks);
-    free(ran);
-    free(handles);
 }
 END_TEST
 
@@ -118,15 +126,7 @@ static void *sleepers_main(void *arg)
 
 START_TEST(stress_million_sleepers_alive_at_once)
 {
-    alarm(WATCHDOG_S);
-    ntasks = scaled(1000000);
-    ran = calloc(ntasks, 1);
-    handles = calloc(ntasks, sizeof handles[0]);
-    run_main(sleepers_main, NULL);
-    for (unsigned long i = 0; i < ntasks; i++)
-        ck_assert_uint_eq(ran[i], 1);
-    free(ran);
-    free(handles);
+    run_counted(sleepers_main, scaled(1000000));
 }
 END_TEST
 

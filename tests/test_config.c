@@ -16,14 +16,22 @@ static void *noop_main(void *arg)
     return NULL;
 }
 
-/* Runs a no-op program under the environment variable name=value and
+/* Runs a no-op program with configuration cfg (NULL: the defaults) and
  * returns weft_run's result; *out gets what it printed on stderr. */
+static int run_captured(const struct weft_config *cfg, const char **out)
+{
+    start_capture();
+    int err = weft_run(cfg, noop_main, NULL, NULL);
+    *out = stop_capture();
+    return err;
+}
+
+/* run_captured with the defaults under the environment variable
+ * name=value. */
 static int run_with_env(const char *name, const char *value, const char **out)
 {
     setenv(name, value, 1);
-    start_capture();
-    int err = weft_run(NULL, noop_main, NULL, NULL);
-    *out = stop_capture();
+    int err = run_captured(NULL, out);
     unsetenv(name);
     return err;
 }
@@ -123,17 +131,12 @@ START_TEST(bad_field_set_by_the_program_is_named)
     struct weft_config c;
     weft_config_default(&c);
     c.stack_size = 100;
-    start_capture();
-    int err = weft_run(&c, noop_main, NULL, NULL);
-    const char *out = stop_capture();
-    ck_assert_int_eq(err, -EINVAL);
+    const char *out;
+    ck_assert_int_eq(run_captured(&c, &out), -EINVAL);
     ck_assert_str_eq(out, "weft: cfg.stack_size=100: out of range for WEFT_STACK_SIZE\n");
     weft_config_default(&c);
     c.guard = (enum weft_guard)7;
-    start_capture();
-    err = weft_run(&c, noop_main, NULL, NULL);
-    out = stop_capture();
-    ck_assert_int_eq(err, -EINVAL);
+    ck_assert_int_eq(run_captured(&c, &out), -EINVAL);
     ck_assert_str_eq(out, "weft: cfg.guard=7: out of range for WEFT_GUARD\n");
 }
 END_TEST
@@ -145,10 +148,8 @@ START_TEST(environment_overrides_the_program_and_stats_print_it)
     c.stack_size = 128 * 1024;
     setenv("WEFT_STACK_SIZE", "256k", 1);
     setenv("WEFT_STATS", "1", 1);
-    start_capture();
-    int err = weft_run(&c, noop_main, NULL, NULL);
-    const char *out = stop_capture();
-    ck_assert_int_eq(err, 0);
+    const char *out;
+    ck_assert_int_eq(run_captured(&c, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "WEFT_STACK_SIZE          262144\n"));
     ck_assert_ptr_nonnull(strstr(out, "WEFT_STATS               1\n"));
     ck_assert_ptr_nonnull(strstr(out, "weft: stats: 1 worker"));
@@ -159,10 +160,8 @@ START_TEST(stack_size_is_rounded_up_to_pages)
 {
     setenv("WEFT_STACK_SIZE", "70000", 1);
     setenv("WEFT_STATS", "1", 1);
-    start_capture();
-    int err = weft_run(NULL, noop_main, NULL, NULL);
-    const char *out = stop_capture();
-    ck_assert_int_eq(err, 0);
+    const char *out;
+    ck_assert_int_eq(run_captured(NULL, &out), 0);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     char want[64];
     snprintf(want, sizeof want, "WEFT_STACK_SIZE          %zu\n", (70000 + page - 1) / page * page);
