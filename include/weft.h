@@ -80,6 +80,10 @@ enum weft_guard {
 /* Plain data: fill it with weft_config_default(), then change fields.
  * weft_run() applies the WEFT_* environment variables on top of it, so
  * every program can be re-tuned without recompiling (see docs/config.md). */
+/* Scheduler research knobs (docs/config.md). */
+enum weft_steal { WEFT_STEAL_HALF = 0, WEFT_STEAL_ONE = 1 };
+enum weft_victim { WEFT_VICTIM_RANDOM = 0, WEFT_VICTIM_ROUND_ROBIN = 1, WEFT_VICTIM_TOPOLOGY = 2 };
+
 struct weft_config {
     unsigned workers;            /* WEFT_WORKERS: 0 = one per core */
     enum weft_mode mode;         /* WEFT_MODE: parallel | gil */
@@ -89,11 +93,17 @@ struct weft_config {
     int pin;                     /* WEFT_PIN: 1 = bind workers to cores */
     int stats;                   /* WEFT_STATS: 1 = print counters at exit */
     const char *trace_path;      /* WEFT_TRACE: trace file (not built yet) */
-    uint64_t reserved[8];        /* zero; room to grow */
+    enum weft_steal steal;       /* WEFT_STEAL: half | one */
+    enum weft_victim victim;     /* WEFT_VICTIM: random | roundrobin | topology */
+    int lifo;                    /* WEFT_LIFO: 1 = a worker runs its newest task first */
+    size_t inline_min;           /* WEFT_INLINE: stack bytes a joiner must have left to run
+                                    an unstarted child inline; 0 = never */
+    uint64_t reserved[6];        /* zero; room to grow */
 };
 
 /* Fills *cfg with the defaults: workers 0, parallel, 5000 us, 64 KiB
- * stacks, automatic guard, no pinning, no stats, no trace. Any thread. */
+ * stacks, automatic guard, no pinning, no stats, no trace, steal half from
+ * a random victim, LIFO on, inline with 32 KiB of headroom. Any thread. */
 WEFT_API void weft_config_default(struct weft_config *cfg);
 
 /* A task's body: takes the spawner's argument, returns the task's result. */
@@ -112,6 +122,21 @@ typedef void *(*weft_fn)(void *arg);
  *             task and what it waits for is printed on stderr.
  *   -ENOMEM   the runtime could not allocate its own structures. */
 WEFT_API int weft_run(const struct weft_config *cfg, weft_fn main_fn, void *arg, void **result);
+
+/* Starts a runtime on worker threads of its own and returns; tasks are
+ * then spawned into it with weft_spawn() from any thread (for instance the
+ * caller) and joined with weft_join(), which blocks a thread that is not a
+ * worker. cfg and errors as weft_run() (-EBUSY if one is running). */
+WEFT_API int weft_runtime_start(const struct weft_config *cfg);
+
+/* Waits until every task of the runtime started by weft_runtime_start()
+ * has finished, stops its workers and frees it; another runtime may then
+ * start. Blocks the calling thread, which must not be a worker.
+ *   -ESRCH    no runtime was started with weft_runtime_start().
+ *   -EPERM    called from a task.
+ *   -EDEADLK  tasks were left that can never finish (they are listed on
+ *             stderr); the runtime is stopped all the same. */
+WEFT_API int weft_runtime_stop(void);
 
 /* ======================================================================
  * Tasks

@@ -38,6 +38,17 @@ void weft__free(void *p, size_t size)
         sdallocx(p, size ? size : 1, 0);
 }
 
+void *weft__aligned_zalloc(size_t size)
+{
+    return mallocx(size ? size : 1, MALLOCX_ZERO | MALLOCX_ALIGN(WEFT_CACHE_LINE));
+}
+
+void weft__aligned_free(void *p, size_t size)
+{
+    if (p)
+        sdallocx(p, size ? size : 1, MALLOCX_ALIGN(WEFT_CACHE_LINE));
+}
+
 const char *weft__alloc_name(void)
 {
     return "jemalloc";
@@ -62,6 +73,21 @@ void *weft__realloc(void *p, size_t old_size, size_t size)
 }
 
 void weft__free(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+
+void *weft__aligned_zalloc(size_t size)
+{
+    size = (size + WEFT_CACHE_LINE - 1) & ~(size_t)(WEFT_CACHE_LINE - 1);
+    void *p = aligned_alloc(WEFT_CACHE_LINE, size ? size : WEFT_CACHE_LINE);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+void weft__aligned_free(void *p, size_t size)
 {
     (void)size;
     free(p);

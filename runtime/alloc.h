@@ -17,6 +17,11 @@ void *weft__zalloc(size_t size);
 void *weft__realloc(void *p, size_t old_size, size_t size);
 /* Frees p, which was allocated with this size. Any thread. */
 void weft__free(void *p, size_t size);
+#define WEFT_CACHE_LINE 64
+/* Returns size zeroed bytes aligned to a cache line, or NULL; freed with
+ * weft__aligned_free. For structures with _Alignas(64) members. Any thread. */
+void *weft__aligned_zalloc(size_t size);
+void weft__aligned_free(void *p, size_t size);
 /* "jemalloc" or "libc". Any thread. */
 const char *weft__alloc_name(void);
 

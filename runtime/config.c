@@ -37,6 +37,8 @@ struct knob {
 
 static const char *const mode_names[] = {"parallel", "gil", NULL};
 static const char *const guard_names[] = {"auto", "marker", "mprotect", NULL};
+static const char *const steal_names[] = {"half", "one", NULL};
+static const char *const victim_names[] = {"random", "roundrobin", "topology", NULL};
 
 #define OFF(f) offsetof(struct weft_config, f)
 
@@ -53,6 +55,14 @@ static const struct knob knobs[] = {
     {"WEFT_PIN", "pin", K_BOOL, OFF(pin), 0, 1, NULL, "1 = bind each worker to its core"},
     {"WEFT_STATS", "stats", K_BOOL, OFF(stats), 0, 1, NULL, "1 = print counters at exit"},
     {"WEFT_TRACE", "trace_path", K_PATH, OFF(trace_path), 0, 0, NULL, "trace file path"},
+    {"WEFT_STEAL", "steal", K_ENUM, OFF(steal), 0, 0, steal_names,
+     "a thief takes half of a victim's ring, or one task"},
+    {"WEFT_VICTIM", "victim", K_ENUM, OFF(victim), 0, 0, victim_names,
+     "whom a thief tries first: random, roundrobin, or topology (nearest core first)"},
+    {"WEFT_LIFO", "lifo", K_BOOL, OFF(lifo), 0, 1, NULL,
+     "1 = a worker runs the task it made runnable last first (bounded); 0 = oldest first"},
+    {"WEFT_INLINE", "inline_min", K_SIZE, OFF(inline_min), 0, WEFT_STACK_MAX, NULL,
+     "stack bytes a joiner needs left to run a not-yet-started child inline; 0 = never"},
 };
 
 void weft_config_default(struct weft_config *cfg)
@@ -63,6 +73,10 @@ void weft_config_default(struct weft_config *cfg)
     cfg->switch_interval_us = 5000;
     cfg->stack_size = WEFT_STACK_DEFAULT;
     cfg->guard = WEFT_GUARD_AUTO;
+    cfg->steal = WEFT_STEAL_HALF;
+    cfg->victim = WEFT_VICTIM_RANDOM;
+    cfg->lifo = 1;
+    cfg->inline_min = WEFT_INLINE_DEFAULT;
 }
 
 static unsigned long long get(const struct weft_config *cfg, const struct knob *k)
@@ -226,12 +240,6 @@ static int validate_field(const struct weft_config *cfg, const struct knob *k)
 /* What this build cannot do yet, said by name rather than ignored. */
 static int check_supported(const struct weft_config *cfg)
 {
-    if (cfg->workers > 1) {
-        weft__say("WEFT_WORKERS=%u: this build runs one worker; N workers arrive with the "
-                  "work-stealing scheduler",
-                  cfg->workers);
-        return -ENOTSUP;
-    }
     if (cfg->mode == WEFT_GIL) {
         weft__say("WEFT_MODE=\"gil\": GIL mode is not built yet");
         return -ENOTSUP;

@@ -13,6 +13,7 @@
 #define WEFT_STACK_MIN ((size_t)16 * 1024)
 #define WEFT_STACK_MAX ((size_t)1024 * 1024 * 1024)
 #define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
+#define WEFT_INLINE_DEFAULT ((size_t)32 * 1024)
 
 /* Copies *in (or the defaults when in is NULL) to *out, applies the WEFT_*
  * environment variables, and validates every field. On a bad value prints

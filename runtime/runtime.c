@@ -1,19 +1,23 @@
 /*
- * weft_run: resolving the configuration, bringing the runtime up on the
- * calling thread, running the main task and everything it leaves running,
- * and taking it all down again; and the counters (weft_stats_get,
- * WEFT_STATS).
+ * The runtime: resolving the configuration, choosing the workers (topo.c),
+ * bringing them up, running the main task (weft_run) or serving spawns from
+ * outside (weft_runtime_start / weft_runtime_stop), and taking it all down
+ * again; and the counters (weft_stats_get, WEFT_STATS).
  *
  * One runtime at a time per process (`running` is taken with an atomic
  * exchange); nothing global survives a run but the last run's counters, so
- * runs can follow one another. weft_run returns when the main task and every
- * task it left running have finished: nothing is abandoned mid-flight (with
- * cancellation, TODO(#5), leftovers will be cancelled first, as
- * asyncio.run does).
+ * runs can follow one another, in either style.
  *
- * The calling thread is worker 0 for the duration. Its alternate signal
- * stack and the process's SIGSEGV/SIGBUS handlers are replaced while the
- * runtime runs and restored afterwards.
+ * weft_run: the calling thread is worker 0; workers 1..N-1 are threads of
+ * their own. It returns when the main task and every task it left running
+ * have finished (the last worker to go idle decides, worker.c): nothing is
+ * abandoned mid-flight. weft_runtime_start: every worker is a thread of its
+ * own; weft_runtime_stop waits for every task to finish, then stops them.
+ *
+ * Each worker thread sets up its alternate signal stack (for the overflow
+ * report) and, with WEFT_PIN=1, binds itself to its core. The process's
+ * SIGSEGV/SIGBUS handlers are replaced while the runtime runs and restored
+ * afterwards.
  */
 #include "runtime.h"
 
@@ -36,19 +40,23 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
 {
     memset(s, 0, sizeof *s);
     s->workers = rt->nworkers;
+    int64_t in_use = 0;
+    uint64_t unreleased = 0;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         const struct weft__worker *w = &rt->workers[i];
-        s->tasks_spawned += w->n.spawned;
-        s->tasks_finished += w->n.finished;
-        s->tasks_unreleased += w->n.unreleased;
-        s->tasks_peak += w->n.live_peak;
-        s->switches += w->n.switches;
-        s->stacks_in_use += w->stacks.in_use;
+        s->tasks_spawned += WEFT_CNT(w->n.spawned);
+        s->tasks_finished += WEFT_CNT(w->n.finished);
+        unreleased += WEFT_CNT(w->n.unreleased);
+        s->switches += WEFT_CNT(w->n.switches);
+        in_use += w->stacks.in_use;
         s->stacks_cached += weft__stack_cached(&w->stacks);
         s->stacks_peak += w->stacks.peak;
-        s->timers_pending += w->timers.len;
+        s->timers_pending += atomic_load_explicit(&w->ntimers, memory_order_relaxed);
         s->timers_fired += w->timers.fired;
     }
+    s->tasks_spawned += atomic_load(&rt->ext_spawned);
+    s->tasks_unreleased = unreleased - atomic_load(&rt->ext_released);
+    s->stacks_in_use = in_use > 0 ? (uint64_t)in_use : 0;
     s->tasks_live = s->tasks_spawned - s->tasks_finished;
     s->stack_slabs = rt->stacks.nslabs;
     s->stack_mappings = rt->stacks.mappings;
@@ -57,24 +65,34 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
 
 void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *s)
 {
-    fprintf(stderr, "weft: stats: %u worker%s (one per runtime in this build), allocator %s, "
-                    "stack guard %s\n",
-            s->workers, s->workers == 1 ? "" : "s", weft__alloc_name(),
-            rt->stacks.mode == WEFT_GUARD_MARKER ? "marker" : "mprotect");
+    fprintf(stderr, "weft: stats: %u worker%s (chosen by %s: %u cores, %u in the affinity mask",
+            s->workers, s->workers == 1 ? "" : "s", weft__topo_limit_name(rt->topo.limit),
+            rt->topo.ncores, rt->topo.ncores_allowed);
+    if (rt->topo.cgroup_cpus > 0)
+        fprintf(stderr, ", cgroup cpu.max %.2f CPUs", rt->topo.cgroup_cpus);
+    fprintf(stderr, "), allocator %s, stack guard %s, ring %u slots\n", weft__alloc_name(),
+            rt->stacks.mode == WEFT_GUARD_MARKER ? "marker" : "mprotect", WEFT_RING_SLOTS);
     weft__config_print(&rt->cfg, stderr);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         const struct weft__worker *w = &rt->workers[i];
-        fprintf(stderr, "weft: worker %u: tasks %llu, switches %llu, timers fired %llu\n", i,
-                (unsigned long long)w->n.spawned, (unsigned long long)w->n.switches,
-                (unsigned long long)w->timers.fired);
+        fprintf(stderr,
+                "weft: worker %u: ran %llu (inline %llu), switches %llu, steals %llu/%llu tries "
+                "(%llu tasks), parks %llu, unparks %llu, injection pops %llu, overflows %llu, "
+                "timers fired %llu\n",
+                i, (unsigned long long)WEFT_CNT(w->n.started),
+                (unsigned long long)WEFT_CNT(w->n.inlined),
+                (unsigned long long)WEFT_CNT(w->n.switches),
+                (unsigned long long)WEFT_CNT(w->n.steals),
+                (unsigned long long)WEFT_CNT(w->n.steal_tries),
+                (unsigned long long)WEFT_CNT(w->n.stolen), (unsigned long long)WEFT_CNT(w->n.parks),
+                (unsigned long long)WEFT_CNT(w->n.unparks),
+                (unsigned long long)WEFT_CNT(w->n.inject_pops),
+                (unsigned long long)WEFT_CNT(w->n.overflows), (unsigned long long)w->timers.fired);
     }
-    fprintf(stderr, "weft: tasks: %llu spawned, %llu at most alive at once, %llu left unjoined\n",
-            (unsigned long long)s->tasks_spawned, (unsigned long long)s->tasks_peak,
-            (unsigned long long)s->tasks_unreleased);
-    fprintf(stderr, "weft: stacks: %llu at most in use, %llu slabs, %llu mappings, %llu MiB of "
-                    "address space\n",
-            (unsigned long long)s->stacks_peak, (unsigned long long)s->stack_slabs,
-            (unsigned long long)s->stack_mappings,
+    fprintf(stderr, "weft: tasks: %llu spawned, %llu left unjoined\n",
+            (unsigned long long)s->tasks_spawned, (unsigned long long)s->tasks_unreleased);
+    fprintf(stderr, "weft: stacks: %llu slabs, %llu mappings, %llu MiB of address space\n",
+            (unsigned long long)s->stack_slabs, (unsigned long long)s->stack_mappings,
             (unsigned long long)(s->stack_bytes_mapped >> 20));
 }
 
@@ -92,58 +110,119 @@ int weft_stats_get(struct weft_stats *out)
     return 0;
 }
 
-static int start(struct weft__runtime *rt, const struct weft_config *cfg)
+static void *worker_thread(void *arg)
+{
+    struct weft__worker *w = arg;
+    int err = weft__worker_attach(w);
+    if (err < 0) {
+        /* Cannot run here (the reason was printed): stop the runtime. */
+        pthread_mutex_lock(&w->rt->idle_lock);
+        w->rt->exit_err = err;
+        pthread_mutex_unlock(&w->rt->idle_lock);
+        atomic_store(&w->rt->done, true);
+        weft__worker_wake_all(w->rt);
+        return NULL;
+    }
+    weft__worker_loop(w);
+    weft__worker_detach(w);
+    return NULL;
+}
+
+static void stop_threads(struct weft__runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct weft__worker *w = &rt->workers[i];
+        if (w->thread_started) {
+            pthread_join(w->thread, NULL);
+            w->thread_started = false;
+        }
+    }
+}
+
+static void teardown(struct weft__runtime *rt)
+{
+    weft__stack_signals_restore();
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__worker_term(&rt->workers[i]);
+    weft__aligned_free(rt->workers, rt->nworkers * sizeof rt->workers[0]);
+    weft__inject_term(&rt->inject);
+    pthread_mutex_destroy(&rt->idle_lock);
+    weft__task_table_term(&rt->tasks);
+    weft__stack_pool_term(&rt->stacks);
+    weft__topo_term(&rt->topo);
+}
+
+/* Brings a runtime up, its workers from `first` on running on threads of
+ * their own. */
+static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsigned first)
 {
     int err = weft__config_resolve(cfg, &rt->cfg);
     if (err < 0)
         return err;
     rt->cfg.stack_size = weft__stack_round(rt->cfg.stack_size);
-    err = weft__stack_pool_init(&rt->stacks, rt->cfg.guard);
+    err = weft__topo_init(&rt->topo, rt->cfg.workers);
     if (err < 0)
         return err;
+    err = weft__stack_pool_init(&rt->stacks, rt->cfg.guard);
+    if (err < 0)
+        goto fail_pool;
     err = weft__task_table_init(&rt->tasks);
     if (err < 0)
         goto fail_table;
-    rt->nworkers = 1;
-    rt->workers = weft__zalloc(rt->nworkers * sizeof rt->workers[0]);
+    weft__inject_init(&rt->inject);
+    pthread_mutex_init(&rt->idle_lock, NULL);
+    atomic_init(&rt->next_id, 1);
+    rt->nworkers = rt->topo.nworkers;
+    rt->workers = weft__aligned_zalloc(rt->nworkers * sizeof rt->workers[0]);
     if (!rt->workers) {
         err = -ENOMEM;
         goto fail_workers;
     }
-    err = weft__worker_init(&rt->workers[0], rt, 0);
-    if (err < 0)
-        goto fail_worker;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__worker_init(&rt->workers[i], rt, i);
     weft__stack_signals_install();
+    weft__rt = rt;
+    for (unsigned i = first; i < rt->nworkers; i++) {
+        struct weft__worker *w = &rt->workers[i];
+        err = -pthread_create(&w->thread, NULL, worker_thread, w);
+        if (err < 0) {
+            weft__say("could not start worker thread %u of %u: %s", i, rt->nworkers,
+                      weft_strerror(err));
+            atomic_store(&rt->done, true);
+            weft__worker_wake_all(rt);
+            stop_threads(rt);
+            weft__rt = NULL;
+            teardown(rt);
+            return err;
+        }
+        w->thread_started = true;
+    }
     return 0;
-fail_worker:
-    weft__free(rt->workers, rt->nworkers * sizeof rt->workers[0]);
 fail_workers:
+    pthread_mutex_destroy(&rt->idle_lock);
+    weft__inject_term(&rt->inject);
     weft__task_table_term(&rt->tasks);
 fail_table:
     weft__stack_pool_term(&rt->stacks);
+fail_pool:
+    weft__topo_term(&rt->topo);
     return err;
 }
 
-static void stop(struct weft__runtime *rt)
+/* Stops the workers and frees rt, keeping its final counters. */
+static void finish(struct weft__runtime *rt)
 {
-    weft__stack_signals_restore();
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        weft__worker_term(&rt->workers[i]);
-    weft__free(rt->workers, rt->nworkers * sizeof rt->workers[0]);
-    weft__task_table_term(&rt->tasks);
-    weft__stack_pool_term(&rt->stacks);
-}
-
-static int run_main(struct weft__runtime *rt, weft_fn fn, void *arg)
-{
-    struct weft__worker *w = &rt->workers[0];
-    struct weft_task_opts opts = {.name = "main"};
-    int err = weft__task_new(w, &rt->main_task, fn, arg, &opts);
-    if (err < 0)
-        return err;
-    rt->main_task->detached = 1;
-    weft__worker_ready(w, rt->main_task);
-    return weft__worker_loop(w);
+    stop_threads(rt);
+    weft__stats_collect(rt, &last);
+    if (rt->cfg.stats)
+        weft__stats_print(rt, &last);
+    weft__rt = NULL;
+    teardown(rt);
+    /* What teardown left behind: a clean stop unmapped every slab. */
+    last.stack_slabs = rt->stacks.nslabs;
+    last.stack_mappings = rt->stacks.mappings;
+    last.stack_bytes_mapped = rt->stacks.bytes;
+    have_last = true;
 }
 
 int weft_run(const struct weft_config *cfg, weft_fn main_fn, void *arg, void **result)
@@ -152,26 +231,72 @@ int weft_run(const struct weft_config *cfg, weft_fn main_fn, void *arg, void **r
         return -EINVAL;
     if (atomic_exchange(&running, true))
         return -EBUSY;
-    struct weft__runtime *rt = weft__zalloc(sizeof *rt);
-    int err = rt ? start(rt, cfg) : -ENOMEM;
+    struct weft__runtime *rt = weft__aligned_zalloc(sizeof *rt);
+    int err = rt ? start(rt, cfg, 1) : -ENOMEM;
     if (err < 0)
         goto out;
-    weft__rt = rt;
-    err = run_main(rt, main_fn, arg);
-    weft__stats_collect(rt, &last);
-    if (rt->cfg.stats)
-        weft__stats_print(rt, &last);
-    stop(rt);
-    /* What teardown left behind: a clean stop unmapped every slab. */
-    last.stack_slabs = rt->stacks.nslabs;
-    last.stack_mappings = rt->stacks.mappings;
-    last.stack_bytes_mapped = rt->stacks.bytes;
-    have_last = true;
-    weft__rt = NULL;
+    struct weft__worker *w0 = &rt->workers[0];
+    err = weft__worker_attach(w0);
+    if (err == 0) {
+        struct weft_task_opts opts = {.name = "main"};
+        err = weft__task_new(w0, &rt->main_task, main_fn, arg, &opts);
+        if (err == 0) {
+            atomic_store(&rt->main_task->join, WEFT_J_DETACHED);
+            weft__worker_ready(w0, rt->main_task);
+            err = weft__worker_loop(w0);
+        }
+        weft__worker_detach(w0);
+    }
+    if (err < 0 && !atomic_load(&rt->done)) {
+        atomic_store(&rt->done, true);
+        weft__worker_wake_all(rt);
+    }
+    void *main_result = rt->main_result;
+    finish(rt);
     if (err == 0 && result)
-        *result = rt->main_result;
+        *result = main_result;
 out:
-    weft__free(rt, sizeof *rt);
+    weft__aligned_free(rt, sizeof *rt);
+    atomic_store(&running, false);
+    return err;
+}
+
+static struct weft__runtime *started;
+
+int weft_runtime_start(const struct weft_config *cfg)
+{
+    if (atomic_exchange(&running, true))
+        return -EBUSY;
+    struct weft__runtime *rt = weft__aligned_zalloc(sizeof *rt);
+    if (!rt) {
+        atomic_store(&running, false);
+        return -ENOMEM;
+    }
+    rt->embedded = true;
+    int err = start(rt, cfg, 0);
+    if (err < 0) {
+        weft__aligned_free(rt, sizeof *rt);
+        atomic_store(&running, false);
+        return err;
+    }
+    started = rt;
+    return 0;
+}
+
+int weft_runtime_stop(void)
+{
+    struct weft__runtime *rt = started;
+    if (!rt)
+        return -ESRCH;
+    if (weft__worker_self())
+        return -EPERM;
+    atomic_store(&rt->stopping, true);
+    weft__worker_wake_all(rt);
+    stop_threads(rt);
+    int err = rt->exit_err;
+    started = NULL;
+    finish(rt);
+    weft__aligned_free(rt, sizeof *rt);
     atomic_store(&running, false);
     return err;
 }

@@ -1,28 +1,49 @@
 /*
- * The runtime: the configuration in force, the stack pool, the task table
- * and the workers. One runtime runs at a time in a process.
+ * The runtime: the configuration in force, the stack pool, the task table,
+ * the workers and what they share to find work and to sleep.
  */
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "inject.h"
 #include "stack.h"
 #include "task.h"
+#include "topo.h"
 #include "weft.h"
 
 struct weft__worker;
 
 struct weft__runtime {
     struct weft_config cfg;        /* resolved; fixed while running */
+    struct weft__topo topo;
     struct weft__stack_pool stacks;
     struct weft__task_table tasks;
+    struct weft__inject inject;
     struct weft__worker *workers;
     unsigned nworkers;
-    uint64_t next_id;              /* task ids; owner worker (one worker) */
+    bool embedded;                 /* started by weft_runtime_start: runs until stopped */
+    _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
+    _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
+    _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */
     struct weft__task *main_task;
     void *main_result;
+
+    /* Idle workers: searching ones steal; parked ones sleep on their futex
+     * and sit on the idle stack (under idle_lock). */
+    _Alignas(64) _Atomic uint32_t nsearching;
+    _Atomic uint32_t nidle;        /* workers on the idle stack */
+    pthread_mutex_t idle_lock;
+    struct weft__worker *idle;
+    _Atomic bool stopping;         /* weft_runtime_stop was called */
+    _Atomic bool done;             /* every worker must leave its loop */
+    int exit_err;                  /* 0 or -EDEADLK; written before `done` */
 };
 
-/* The running runtime, or NULL. Set and cleared by weft_run's thread. */
+/* The running runtime, or NULL. */
 extern struct weft__runtime *weft__rt;
 
 /* Fills *out from rt's current state. Any thread. */

@@ -36,8 +36,15 @@
  * stack size, and aborts. A fault anywhere else is not ours: the previous
  * handler gets it (or the default action, by re-raising).
  *
- * Threads: the pool's slab list and counters are shared (under the pool
- * lock: taken only to create a slab). A cache belongs to one worker.
+ * Balance. Tasks migrate, so a stack taken on one worker may be returned on
+ * another: a cache that grows past CACHE_MAX stacks of a size hands half of
+ * them to the pool's spare list, and a cache that runs dry takes a batch
+ * from there before it maps a new slab. So a worker that mostly starts
+ * tasks and one that mostly finishes them do not leak stacks between them.
+ *
+ * Threads: the pool's slab list, spare lists and counters are shared (under
+ * the pool lock: taken to create a slab or move a batch). A cache belongs
+ * to one worker.
  */
 #include "stack.h"
 
@@ -154,6 +161,9 @@ void weft__stack_pool_term(struct weft__stack_pool *p)
         s = next;
     }
     p->slabs = NULL;
+    weft__free(p->spare, p->nspare_cls * sizeof p->spare[0]);
+    p->spare = NULL;
+    p->nspare_cls = 0;
     pthread_mutex_destroy(&p->lock);
 }
 
@@ -237,10 +247,55 @@ static struct weft__stack *pop(struct weft__stack **list, uint64_t *n)
     return s;
 }
 
-/* Maps a new slab for class k, keeps one stack and caches the rest cold. */
+#define CACHE_MAX 512
+#define CACHE_MOVE 256
+
+/* The pool's spare class of `size`, created if needed. Under p->lock. */
+static struct weft__stack_class *spare_of(struct weft__stack_pool *p, size_t size)
+{
+    for (size_t i = 0; i < p->nspare_cls; i++)
+        if (p->spare[i].size == size)
+            return &p->spare[i];
+    struct weft__stack_class *n =
+        weft__realloc(p->spare, p->nspare_cls * sizeof *n, (p->nspare_cls + 1) * sizeof *n);
+    if (!n)
+        return NULL;
+    p->spare = n;
+    memset(&n[p->nspare_cls], 0, sizeof n[0]);
+    n[p->nspare_cls].size = size;
+    return &n[p->nspare_cls++];
+}
+
+/* Moves up to `count` stacks from list `from` to list `to`. */
+static uint64_t move_stacks(struct weft__stack **from, uint64_t *nfrom, struct weft__stack **to,
+                            uint64_t *nto, uint64_t count)
+{
+    uint64_t moved = 0;
+    while (moved < count && *from) {
+        struct weft__stack *s = *from;
+        *from = s->next;
+        s->next = *to;
+        *to = s;
+        moved++;
+    }
+    *nfrom -= moved;
+    *nto += moved;
+    return moved;
+}
+
+/* Takes a batch of stacks of class k from the pool's spare list, maps a new
+ * slab if there is none, keeps one stack and caches the rest. */
 static struct weft__stack *refill(struct weft__stack_pool *p, struct weft__stack_class *k)
 {
     pthread_mutex_lock(&p->lock);
+    struct weft__stack_class *sp = spare_of(p, k->size);
+    if (sp && (sp->nhot || sp->ncold)) {
+        move_stacks(&sp->hot, &sp->nhot, &k->hot, &k->nhot, CACHE_MOVE);
+        move_stacks(&sp->cold, &sp->ncold, &k->cold, &k->ncold, CACHE_MOVE);
+        pthread_mutex_unlock(&p->lock);
+        struct weft__stack *s = pop(&k->hot, &k->nhot);
+        return s ? s : pop(&k->cold, &k->ncold);
+    }
     if (p->mode == WEFT_GUARD_MPROTECT && p->nstacks >= p->budget) {
         pthread_mutex_unlock(&p->lock);
         return NULL;
@@ -279,7 +334,7 @@ struct weft__stack *weft__stack_get(struct weft__stack_pool *p, struct weft__sta
     return s;
 }
 
-void weft__stack_put(struct weft__stack_cache *c, struct weft__stack *s)
+void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c, struct weft__stack *s)
 {
     struct weft__stack_class *k = class_of(c, s->size);
     if (!k)
@@ -288,6 +343,15 @@ void weft__stack_put(struct weft__stack_cache *c, struct weft__stack *s)
     k->hot = s;
     k->nhot++;
     c->in_use--;
+    if (k->nhot + k->ncold > CACHE_MAX) {
+        pthread_mutex_lock(&p->lock);
+        struct weft__stack_class *sp = spare_of(p, k->size);
+        if (sp) {
+            uint64_t moved = move_stacks(&k->cold, &k->ncold, &sp->cold, &sp->ncold, CACHE_MOVE);
+            move_stacks(&k->hot, &k->nhot, &sp->hot, &sp->nhot, CACHE_MOVE - moved);
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
 }
 
 void weft__stack_trim(struct weft__stack_cache *c, uint64_t keep)
@@ -334,17 +398,38 @@ static void put_u64(char *buf, size_t cap, size_t *n, uint64_t v)
         buf[(*n)++] = tmp[--i];
 }
 
+/* The task whose stack t runs on: t, or the outermost task it runs inline
+ * in. */
+static const struct weft__task *stack_owner(const struct weft__task *t)
+{
+    while (t->host)
+        t = t->host;
+    return t;
+}
+
 static _Noreturn void report_overflow(const struct weft__task *t)
 {
-    char buf[256];
+    char buf[512];
     size_t n = 0;
+    const struct weft__task *o = stack_owner(t);
     put_str(buf, sizeof buf, &n, "weft: stack overflow in task \"");
     put_str(buf, sizeof buf, &n, t->name[0] ? t->name : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
-    put_str(buf, sizeof buf, &n, "): its stack is ");
-    put_u64(buf, sizeof buf, &n, t->stack->size);
-    put_str(buf, sizeof buf, &n, " bytes; raise WEFT_STACK_SIZE or weft_task_opts.stack_size\n");
+    if (o != t) {
+        put_str(buf, sizeof buf, &n, "), running inline on the stack of task \"");
+        put_str(buf, sizeof buf, &n, o->name[0] ? o->name : "(unnamed)");
+        put_str(buf, sizeof buf, &n, "\" (id ");
+        put_u64(buf, sizeof buf, &n, o->id);
+        put_str(buf, sizeof buf, &n, "): that stack is ");
+    } else {
+        put_str(buf, sizeof buf, &n, "): its stack is ");
+    }
+    put_u64(buf, sizeof buf, &n, o->stack->size);
+    put_str(buf, sizeof buf, &n, " bytes; raise WEFT_STACK_SIZE or weft_task_opts.stack_size");
+    if (o != t)
+        put_str(buf, sizeof buf, &n, ", or set WEFT_INLINE=0");
+    put_str(buf, sizeof buf, &n, "\n");
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
     signal(SIGABRT, SIG_DFL);
@@ -370,9 +455,10 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     struct weft__worker *w = weft__tls_worker;
     const struct weft__task *t = w ? w->current : NULL;
-    if (t && t->stack) {
+    const struct weft__task *o = t ? stack_owner(t) : NULL;
+    if (o && o->stack) {
         const char *a = si->si_addr;
-        if (a < t->stack->lo && a >= t->stack->lo - handler_guard)
+        if (a < o->stack->lo && a >= o->stack->lo - handler_guard)
             report_overflow(t);
     }
     pass_on(sig, si, uc);

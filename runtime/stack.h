@@ -34,8 +34,9 @@ struct weft__stack_class {
 struct weft__stack_cache {
     struct weft__stack_class *cls;
     size_t ncls;
-    uint64_t in_use; /* stacks handed out by this cache and not returned */
-    uint64_t peak;
+    int64_t in_use;  /* stacks handed out by this cache minus stacks returned to it
+                        (tasks migrate: summed over workers it is the stacks in use) */
+    int64_t peak;
 };
 
 struct weft__slab;
@@ -50,6 +51,8 @@ struct weft__stack_pool {
     pthread_mutex_t lock;
     struct weft__slab *slabs;
     uint64_t nslabs, mappings, bytes, nstacks;
+    struct weft__stack_class *spare; /* stacks handed back by workers with too many */
+    size_t nspare_cls;
 };
 
 /* Chooses the guard mode (`want`, or the best the kernel offers for
@@ -70,8 +73,10 @@ void weft__stack_cache_term(struct weft__stack_cache *c);
  * slab; NULL when no memory or mapping is left. Owner worker only. */
 struct weft__stack *weft__stack_get(struct weft__stack_pool *p, struct weft__stack_cache *c,
                                     size_t size);
-/* Returns s to the cache; its pages stay resident. Owner worker only. */
-void weft__stack_put(struct weft__stack_cache *c, struct weft__stack *s);
+/* Returns s to the cache; its pages stay resident. A cache grown past its
+ * bound hands half of that size's stacks back to the pool, where other
+ * workers find them. Owner worker only. */
+void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c, struct weft__stack *s);
 /* Gives the pages of all but `keep` hot stacks of each size back to the
  * kernel (the stacks stay cached, as cold). Owner worker only. */
 void weft__stack_trim(struct weft__stack_cache *c, uint64_t keep);

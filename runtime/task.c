@@ -20,14 +20,38 @@
  *
  * States and ownership: see enum weft__task_state in task.h.
  *
- * Threads: one worker for now; every field is touched by that worker's
- * thread only. Chunk creation is under tt->lock so that the work-stealing
- * scheduler can share the table (TODO(#4)).
+ * Joining across workers. A task may finish on one worker while its joiner
+ * blocked on another. The join word (t->join, task.h) settles every race
+ * with one atomic each side: the joiner claims it (CAS 0 -> joiner|PENDING:
+ * a second joiner gets -EBUSY, a detach -EBUSY), then suspends; after its
+ * switch (worker.c's commit) it turns PENDING into a plain pointer with a
+ * CAS. The finisher, once the stack is reaped, exchanges the word for DONE
+ * and wakes whatever pointer it found; if it found PENDING, the joiner's
+ * CAS fails on DONE and the joiner readies itself. Exactly one of them
+ * makes the joiner runnable, and never before its context is saved.
+ *
+ * Running a child inline. A join that finds its child still unstarted and
+ * newest in the joiner's own ring takes it out and calls its function on
+ * the joiner's stack (worker.c), when that stack has at least WEFT_INLINE
+ * bytes left (or the child's own stack_size, if it asked for one): no
+ * stack, no switch, no queue. This is oneTBB's and Cilk's way of making
+ * fork-join cheap; the child is still a task (weft_self, names, reports,
+ * its own joins); if it suspends, the joiner's stack suspends with it.
+ *
+ * Threads: any worker may spawn, join, detach and free; slots are taken
+ * from and freed to the calling worker's free list, which hands batches
+ * to and from the table's spare list (under tt->lock) so that slots freed
+ * on one worker are reused by another. Threads that are not workers use
+ * the spare list directly.
  */
 #include "task.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "config.h"
@@ -38,6 +62,7 @@
 
 #define CHUNK_LEN (1u << WEFT_TASK_CHUNK_BITS)
 #define INDEX_MASK ((1u << WEFT_TASK_INDEX_BITS) - 1)
+#define FREE_KEEP 2048 /* free slots a worker keeps; twice that and it gives half back */
 
 struct weft__runtime *weft__rt;
 
@@ -46,50 +71,99 @@ int weft__task_table_init(struct weft__task_table *tt)
     tt->dir = weft__zalloc(WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);
     if (!tt->dir)
         return -ENOMEM;
-    tt->nchunks = 0;
+    atomic_init(&tt->nchunks, 0);
+    tt->spare = NULL;
+    tt->nspare = 0;
     pthread_mutex_init(&tt->lock, NULL);
     return 0;
 }
 
 void weft__task_table_term(struct weft__task_table *tt)
 {
-    for (uint32_t c = 0; c < tt->nchunks; c++)
-        weft__free(tt->dir[c], CHUNK_LEN * sizeof tt->dir[c][0]);
+    uint32_t n = atomic_load(&tt->nchunks);
+    for (uint32_t c = 0; c < n; c++)
+        weft__aligned_free(tt->dir[c], CHUNK_LEN * sizeof tt->dir[c][0]);
     weft__free(tt->dir, WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);
     tt->dir = NULL;
-    tt->nchunks = 0;
+    atomic_store(&tt->nchunks, 0);
     pthread_mutex_destroy(&tt->lock);
 }
 
-/* Adds a chunk of free slots to w's free list. */
-static int grow(struct weft__worker *w)
+/* Adds a chunk of free slots to the spare list. Under tt->lock. */
+static int grow(struct weft__task_table *tt)
 {
-    struct weft__task_table *tt = &w->rt->tasks;
-    pthread_mutex_lock(&tt->lock);
-    if (tt->nchunks == WEFT_TASK_DIR_LEN) {
-        pthread_mutex_unlock(&tt->lock);
+    uint32_t n = atomic_load_explicit(&tt->nchunks, memory_order_relaxed);
+    if (n == WEFT_TASK_DIR_LEN)
         return -ENOMEM;
-    }
-    struct weft__task *chunk = weft__zalloc(CHUNK_LEN * sizeof *chunk);
-    if (!chunk) {
-        pthread_mutex_unlock(&tt->lock);
+    struct weft__task *chunk = weft__aligned_zalloc(CHUNK_LEN * sizeof *chunk);
+    if (!chunk)
         return -ENOMEM;
-    }
-    uint32_t base = tt->nchunks << WEFT_TASK_CHUNK_BITS;
+    uint32_t base = n << WEFT_TASK_CHUNK_BITS;
     for (uint32_t i = CHUNK_LEN; i-- > 0;) {
         chunk[i].index = base + i;
-        chunk[i].gen = 1;
-        chunk[i].next = w->free_tasks;
-        w->free_tasks = &chunk[i];
+        atomic_init(&chunk[i].gen, 1);
+        chunk[i].next = tt->spare;
+        tt->spare = &chunk[i];
     }
-    tt->dir[tt->nchunks++] = chunk;
-    pthread_mutex_unlock(&tt->lock);
+    tt->nspare += CHUNK_LEN;
+    tt->dir[n] = chunk;
+    atomic_store_explicit(&tt->nchunks, n + 1, memory_order_release);
     return 0;
+}
+
+/* Takes up to `want` slots off the spare list (growing it if empty). Under
+ * tt->lock. Returns the first; *count gets how many, linked by next. */
+static struct weft__task *take_spare(struct weft__task_table *tt, uint64_t want, uint64_t *count)
+{
+    if (!tt->spare && grow(tt) < 0)
+        return NULL;
+    struct weft__task *first = tt->spare, *last = first;
+    uint64_t n = 1;
+    while (n < want && last->next) {
+        last = last->next;
+        n++;
+    }
+    tt->spare = last->next;
+    tt->nspare -= n;
+    last->next = NULL;
+    *count = n;
+    return first;
+}
+
+static int refill_free(struct weft__worker *w)
+{
+    struct weft__task_table *tt = &w->rt->tasks;
+    uint64_t n = 0;
+    pthread_mutex_lock(&tt->lock);
+    struct weft__task *first = take_spare(tt, FREE_KEEP / 2, &n);
+    pthread_mutex_unlock(&tt->lock);
+    if (!first)
+        return -ENOMEM;
+    w->free_tasks = first;
+    w->nfree_tasks = n;
+    return 0;
+}
+
+/* w holds too many free slots: half go back to the spare list. */
+static void give_back(struct weft__worker *w)
+{
+    struct weft__task *first = w->free_tasks, *last = first;
+    for (uint64_t i = 1; i < FREE_KEEP; i++)
+        last = last->next;
+    w->free_tasks = last->next;
+    w->nfree_tasks -= FREE_KEEP;
+    struct weft__task_table *tt = &w->rt->tasks;
+    pthread_mutex_lock(&tt->lock);
+    last->next = tt->spare;
+    tt->spare = first;
+    tt->nspare += FREE_KEEP;
+    pthread_mutex_unlock(&tt->lock);
 }
 
 weft_task *weft__task_handle(const struct weft__task *t)
 {
-    return (weft_task *)(uintptr_t)((t->gen << WEFT_TASK_INDEX_BITS) | t->index);
+    uint64_t gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
+    return (weft_task *)(uintptr_t)((gen << WEFT_TASK_INDEX_BITS) | t->index);
 }
 
 struct weft__task *weft__task_lookup(weft_task *h, int *err)
@@ -99,115 +173,170 @@ struct weft__task *weft__task_lookup(weft_task *h, int *err)
     uint32_t idx = (uint32_t)(v & INDEX_MASK);
     uint64_t gen = (uint64_t)v >> WEFT_TASK_INDEX_BITS;
     uint32_t chunk = idx >> WEFT_TASK_CHUNK_BITS;
-    if (gen == 0 || chunk >= tt->nchunks) {
+    if (gen == 0 || chunk >= atomic_load_explicit(&tt->nchunks, memory_order_acquire)) {
         *err = -EINVAL;
         return NULL;
     }
     struct weft__task *t = &tt->dir[chunk][idx & (CHUNK_LEN - 1)];
-    if (t->gen != gen || t->state == WEFT_T_FREE) {
-        *err = gen < t->gen ? -ESRCH : -EINVAL;
+    uint64_t now = atomic_load_explicit(&t->gen, memory_order_acquire);
+    if (now != gen || atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_FREE) {
+        *err = gen < now ? -ESRCH : -EINVAL;
         return NULL;
     }
     return t;
 }
 
-int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, void *arg,
-                   const struct weft_task_opts *opts)
+static void init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_opts *opts)
 {
-    if (!w->free_tasks) {
-        int err = grow(w);
-        if (err < 0)
-            return err;
-    }
-    struct weft__task *t = w->free_tasks;
-    w->free_tasks = t->next;
     t->next = NULL;
-    t->worker = w;
+    t->worker = NULL;
+    t->host = NULL;
     t->stack = NULL;
+    t->fib = &t->fiber;
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
     t->stack_size = opts && opts->stack_size ? weft__stack_round(opts->stack_size) : 0;
-    t->id = ++w->rt->next_id;
-    t->joiner = t->waits_on = NULL;
-    t->state = WEFT_T_NEW;
+    atomic_store_explicit(&t->join, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->waits_on, NULL, memory_order_relaxed);
+    atomic_store_explicit(&t->state, WEFT_T_NEW, memory_order_relaxed);
     t->wait = WEFT_W_NONE;
-    t->detached = 0;
     t->name[0] = '\0';
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = '\0';
     }
-    w->n.spawned++;
-    if (weft__worker_live(w) > w->n.live_peak)
-        w->n.live_peak = weft__worker_live(w);
+}
+
+int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, void *arg,
+                   const struct weft_task_opts *opts)
+{
+    struct weft__task *t;
+    if (w) {
+        if (!w->free_tasks) {
+            int err = refill_free(w);
+            if (err < 0)
+                return err;
+        }
+        t = w->free_tasks;
+        w->free_tasks = t->next;
+        w->nfree_tasks--;
+        init_task(t, fn, arg, opts);
+        t->id = weft__worker_new_id(w);
+        WEFT_CNT_ADD(w->n.spawned, 1);
+    } else {
+        struct weft__task_table *tt = &weft__rt->tasks;
+        uint64_t n;
+        pthread_mutex_lock(&tt->lock);
+        t = take_spare(tt, 1, &n);
+        pthread_mutex_unlock(&tt->lock);
+        if (!t)
+            return -ENOMEM;
+        init_task(t, fn, arg, opts);
+        t->id = atomic_fetch_add(&weft__rt->next_id, 1);
+        atomic_fetch_add(&weft__rt->ext_spawned, 1);
+    }
     *out = t;
     return 0;
 }
 
 void weft__task_free(struct weft__worker *w, struct weft__task *t)
 {
-    if (t->state == WEFT_T_DONE && !t->detached)
-        w->n.unreleased--;
-    t->gen++;
-    t->state = WEFT_T_FREE;
-    t->next = w->free_tasks;
-    w->free_tasks = t;
-}
-
-void weft__task_reap(struct weft__worker *w, struct weft__task *t)
-{
-    weft__stack_put(&w->stacks, t->stack);
-    t->stack = NULL;
-    weft__fiber_release(&t->fiber);
-    t->state = WEFT_T_DONE;
-    if (t->detached) {
-        weft__task_free(w, t);
+    atomic_store_explicit(&t->gen, atomic_load_explicit(&t->gen, memory_order_relaxed) + 1,
+                          memory_order_release);
+    atomic_store_explicit(&t->state, WEFT_T_FREE, memory_order_relaxed);
+    if (w) {
+        t->next = w->free_tasks;
+        w->free_tasks = t;
+        if (++w->nfree_tasks >= 2 * FREE_KEEP)
+            give_back(w);
         return;
     }
-    w->n.unreleased++;
-    struct weft__task *j = t->joiner;
-    if (j) {
-        j->state = WEFT_T_READY;
+    struct weft__task_table *tt = &weft__rt->tasks;
+    pthread_mutex_lock(&tt->lock);
+    t->next = tt->spare;
+    tt->spare = t;
+    tt->nspare++;
+    pthread_mutex_unlock(&tt->lock);
+}
+
+static void ext_wake(struct weft__ext_wait *e)
+{
+    atomic_store_explicit(&e->done, 1, memory_order_release);
+    syscall(SYS_futex, (uint32_t *)&e->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void weft__task_finished(struct weft__worker *w, struct weft__task *t)
+{
+    WEFT_CNT_ADD(w->n.finished, 1);
+    atomic_store_explicit(&t->state, WEFT_T_DONE, memory_order_relaxed);
+    uintptr_t x = atomic_exchange_explicit(&t->join, WEFT_J_DONE, memory_order_acq_rel);
+    if (x == WEFT_J_DETACHED) {
+        weft__task_free(w, t);
+    } else if (x & WEFT_J_PENDING) {
+        /* the joiner is still switching out; its commit sees DONE */
+    } else if (x & WEFT_J_EXT) {
+        ext_wake((struct weft__ext_wait *)(x & ~WEFT_J_TAGS));
+    } else if (x) {
+        struct weft__task *j = (struct weft__task *)x;
         j->wait = WEFT_W_NONE;
         weft__worker_ready(w, j);
+    } else {
+        WEFT_CNT_ADD(w->n.unreleased, 1);
     }
 }
 
 /* Says once per run why the mprotect guard mode refuses more tasks. */
-static int over_budget(struct weft__worker *w)
+static int over_budget(struct weft__runtime *rt, uint64_t live)
 {
-    static const struct weft__runtime *told;
-    const struct weft__stack_pool *p = &w->rt->stacks;
-    if (told != w->rt) {
-        told = w->rt;
+    static _Atomic(const struct weft__runtime *) told;
+    const struct weft__stack_pool *p = &rt->stacks;
+    if (atomic_exchange(&told, rt) != rt) {
         weft__say("%llu tasks alive: the mprotect stack guard costs two mappings a stack and "
                   "vm.max_map_count allows %llu stacks; use a kernel with guard markers "
                   "(Linux 6.13) or raise vm.max_map_count",
-                  (unsigned long long)weft__worker_live(w), (unsigned long long)p->budget);
+                  (unsigned long long)live, (unsigned long long)p->budget);
     }
     return -ENOMEM;
 }
 
+static uint64_t live_estimate(const struct weft__runtime *rt)
+{
+    uint64_t finished = 0, spawned = atomic_load(&rt->ext_spawned);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        finished += WEFT_CNT(rt->workers[i].n.finished);
+        spawned += WEFT_CNT(rt->workers[i].n.spawned);
+    }
+    return spawned > finished ? spawned - finished : 0;
+}
+
 int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_task_opts *opts)
 {
+    struct weft__runtime *rt = weft__rt;
+    if (!rt)
+        return -EPERM;
     struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    if (w && !w->current)
         return -EPERM;
     if (!out || !fn)
         return -EINVAL;
     if (opts && opts->stack_size &&
         (opts->stack_size < WEFT_STACK_MIN || opts->stack_size > WEFT_STACK_MAX))
         return -EINVAL;
-    const struct weft__stack_pool *p = &w->rt->stacks;
-    if (p->mode == WEFT_GUARD_MPROTECT && weft__worker_live(w) >= p->budget)
-        return over_budget(w);
+    if (rt->stacks.mode == WEFT_GUARD_MPROTECT) {
+        uint64_t live = live_estimate(rt);
+        if (live >= rt->stacks.budget)
+            return over_budget(rt, live);
+    }
     struct weft__task *t;
     int err = weft__task_new(w, &t, fn, arg, opts);
     if (err < 0)
         return err;
-    weft__worker_ready(w, t);
     *out = weft__task_handle(t);
+    if (w)
+        weft__worker_ready(w, t);
+    else
+        weft__worker_inject(rt, t);
     return 0;
 }
 
@@ -216,66 +345,152 @@ int weft_spawn(weft_task **out, weft_fn fn, void *arg)
     return weft_spawn_opts(out, fn, arg, NULL);
 }
 
-/* Whether self joining t would close a cycle of joins. */
+/* Whether self joining t closes a cycle of joins: self's waits_on is
+ * already t, so a cycle is a chain from t back to self. The hop bound
+ * only guards against a cycle that does not include self (two joins that
+ * raced past each other's check: the deadlock report catches those). */
 static int closes_cycle(const struct weft__task *self, const struct weft__task *t)
 {
-    for (const struct weft__task *u = t; u && u->state == WEFT_T_BLOCKED && u->wait == WEFT_W_JOIN;
-         u = u->waits_on)
-        if (u->waits_on == self)
+    unsigned hops = 0;
+    for (const struct weft__task *u = t; u && hops < (1u << 20); hops++) {
+        if (u == self)
             return 1;
+        u = atomic_load(&u->waits_on);
+    }
     return 0;
 }
 
+/* After the joiner's switch: it waits now, unless t finished meanwhile. */
+static void commit_join(struct weft__worker *w, struct weft__task *self, void *arg)
+{
+    struct weft__task *t = arg;
+    uintptr_t x = (uintptr_t)self | WEFT_J_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)self,
+                                                 memory_order_release, memory_order_acquire)) {
+        self->wait = WEFT_W_NONE;
+        weft__worker_ready(w, self);
+    }
+}
+
+/* Whether the running task may run the unstarted t on its own stack. */
+static bool may_inline(const struct weft__worker *w, const struct weft__task *self,
+                       const struct weft__task *t)
+{
+    size_t need = t->stack_size ? t->stack_size : w->rt->cfg.inline_min;
+    if (w->rt->cfg.inline_min == 0 || !self->fib->stack_lo)
+        return false;
+    char *sp = __builtin_frame_address(0);
+    return (size_t)(sp - (char *)self->fib->stack_lo) >= need;
+}
+
+static int join_from_thread(struct weft__task *t, void **result);
+
 int weft_join(weft_task *h, void **result)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    if (!weft__rt)
         return -EPERM;
-    struct weft__task *self = w->current;
-    int err;
+    struct weft__worker *w = weft__worker_self();
+    if (w && !w->current)
+        return -EPERM;
+    int err = -EINVAL;
     struct weft__task *t = weft__task_lookup(h, &err);
     if (!t)
         return err;
+    if (!w)
+        return join_from_thread(t, result);
+    struct weft__task *self = w->current;
     if (t == self)
         return -EDEADLK;
-    if (t->detached)
-        return -EINVAL;
-    if (t->joiner)
-        return -EBUSY;
-    if (t->state != WEFT_T_DONE) {
-        if (closes_cycle(self, t))
+    uintptr_t x = atomic_load_explicit(&t->join, memory_order_acquire);
+    bool was_done = x == WEFT_J_DONE;
+    if (!was_done) {
+        if (x == WEFT_J_DETACHED)
+            return -EINVAL;
+        if (x != 0)
+            return -EBUSY;
+        atomic_store(&self->waits_on, t);
+        if (closes_cycle(self, t)) {
+            atomic_store(&self->waits_on, NULL);
             return -EDEADLK;
-        t->joiner = self;
-        self->waits_on = t;
-        self->state = WEFT_T_BLOCKED;
-        self->wait = WEFT_W_JOIN;
-        w = weft__worker_suspend(w, self);
-        self->waits_on = NULL;
+        }
+        if (!atomic_compare_exchange_strong_explicit(&t->join, &x,
+                                                     (uintptr_t)self | WEFT_J_PENDING,
+                                                     memory_order_acq_rel, memory_order_acquire)) {
+            atomic_store(&self->waits_on, NULL);
+            if (x == WEFT_J_DETACHED)
+                return -EINVAL;
+            if (x != WEFT_J_DONE)
+                return -EBUSY;
+            was_done = true;
+        } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW &&
+                   may_inline(w, self, t) && weft__ring_pop_newest(&w->ring, t) == t) {
+            w = weft__worker_run_inline(w, self, t);
+        } else {
+            atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
+            self->wait = WEFT_W_JOIN;
+            w = weft__worker_suspend(w, self, commit_join, t);
+            atomic_store(&self->waits_on, NULL);
+        }
     }
+    if (was_done)
+        WEFT_CNT_ADD(w->n.unreleased, (uint64_t)-1);
     if (result)
         *result = t->result;
     weft__task_free(w, t);
     return 0;
 }
 
+/* weft_join from a thread that is not a worker: it blocks on a futex. */
+static int join_from_thread(struct weft__task *t, void **result)
+{
+    struct weft__ext_wait e;
+    atomic_init(&e.done, 0);
+    uintptr_t x = 0;
+    bool was_done = false;
+    if (!atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)&e | WEFT_J_EXT,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        if (x == WEFT_J_DETACHED)
+            return -EINVAL;
+        if (x != WEFT_J_DONE)
+            return -EBUSY;
+        was_done = true;
+    }
+    while (!was_done && atomic_load_explicit(&e.done, memory_order_acquire) == 0)
+        syscall(SYS_futex, (uint32_t *)&e.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    /* Pairs with the finisher's exchange: the result is visible. */
+    atomic_thread_fence(memory_order_acquire);
+    if (was_done)
+        atomic_fetch_add(&weft__rt->ext_released, 1);
+    if (result)
+        *result = t->result;
+    weft__task_free(NULL, t);
+    return 0;
+}
+
 int weft_detach(weft_task *h)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    if (!weft__rt)
         return -EPERM;
-    int err;
+    struct weft__worker *w = weft__worker_self();
+    if (w && !w->current)
+        return -EPERM;
+    int err = -EINVAL;
     struct weft__task *t = weft__task_lookup(h, &err);
     if (!t)
         return err;
-    if (t->detached)
-        return -EINVAL;
-    if (t->joiner)
-        return -EBUSY;
-    if (t->state == WEFT_T_DONE) {
-        weft__task_free(w, t);
+    uintptr_t x = 0;
+    if (atomic_compare_exchange_strong_explicit(&t->join, &x, WEFT_J_DETACHED,
+                                                memory_order_acq_rel, memory_order_acquire))
         return 0;
-    }
-    t->detached = 1;
+    if (x == WEFT_J_DETACHED)
+        return -EINVAL;
+    if (x != WEFT_J_DONE)
+        return -EBUSY;
+    if (w)
+        WEFT_CNT_ADD(w->n.unreleased, (uint64_t)-1);
+    else
+        atomic_fetch_add(&weft__rt->ext_released, 1);
+    weft__task_free(w, t);
     return 0;
 }
 
@@ -289,7 +504,7 @@ uint64_t weft_task_id(weft_task *h)
 {
     if (!weft__rt)
         return 0;
-    int err;
+    int err = -EINVAL;
     struct weft__task *t = weft__task_lookup(h, &err);
     return t ? t->id : 0;
 }

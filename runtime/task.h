@@ -33,27 +33,36 @@ enum weft__wait {
     WEFT_W_SLEEP, /* its deadline */
 };
 
+/* The join word of a task (t->join): who, if anyone, waits for it, or how
+ * it ended. A task pointer (aligned to 64) carries its tag in the low bits. */
+#define WEFT_J_DETACHED ((uintptr_t)1) /* handle released; the reaper frees the slot */
+#define WEFT_J_DONE ((uintptr_t)2)     /* finished and reaped: result readable */
+#define WEFT_J_PENDING ((uintptr_t)4)  /* | joiner task: registered, still switching out */
+#define WEFT_J_EXT ((uintptr_t)8)      /* | struct weft__ext_wait: a thread that is not a worker */
+#define WEFT_J_TAGS ((uintptr_t)15)
+
 struct weft__task {
-    struct weft__fiber fiber;     /* its context; valid in READY and BLOCKED */
-    struct weft__task *next;      /* run-queue or free-list link; its owner */
-    struct weft__worker *worker;  /* the worker that runs it (or ran it last) */
-    struct weft__stack *stack;    /* from its first run to its exit */
+    struct weft__fiber fiber;     /* its own context, once it has a stack */
+    struct weft__fiber *fib;      /* the context it runs in: &fiber, or its inline host's */
+    struct weft__task *next;      /* yield-queue, injection-queue or free-list link */
+    struct weft__worker *worker;  /* set by whoever resumes it: the worker it runs on */
+    struct weft__task *host;      /* running inline on this (joining) task's stack, or NULL */
+    struct weft__stack *stack;    /* from its first run on a stack of its own to its exit */
     weft_fn fn;
     void *arg;
-    void *result;                 /* written at exit, read by the joiner */
+    void *result;                 /* written at exit, read by the joiner after WEFT_J_DONE */
     size_t stack_size;            /* rounded; 0 = the runtime's default */
     uint64_t id;                  /* unique within the run; the main task is 1 */
-    uint64_t gen;                 /* handle generation: bumped at each free */
+    _Atomic uint64_t gen;         /* handle generation: bumped at each free */
     uint64_t deadline;            /* WEFT_W_SLEEP: when to wake */
-    struct weft__task *joiner;    /* the task waiting in weft_join, or NULL */
-    struct weft__task *waits_on;  /* WEFT_W_JOIN: the task joined */
+    _Atomic uintptr_t join;       /* the join word, above */
+    _Atomic(struct weft__task *) waits_on; /* the task it is joining (cycle check, report) */
     uint32_t index;               /* slot index in the task table; fixed */
     uint32_t heap_idx;            /* position in the timer heap while sleeping */
-    uint8_t state;                /* enum weft__task_state */
+    _Atomic uint8_t state;        /* enum weft__task_state */
     uint8_t wait;                 /* enum weft__wait */
-    uint8_t detached;             /* handle released: free the slot at exit */
     char name[32];
-};
+} __attribute__((aligned(64)));
 
 /* Every task slot, allocated in chunks that live as long as the runtime,
  * so that a handle can be checked (index and generation) after its task is
@@ -63,28 +72,38 @@ struct weft__task {
 #define WEFT_TASK_DIR_LEN (1u << (WEFT_TASK_INDEX_BITS - WEFT_TASK_CHUNK_BITS))
 
 struct weft__task_table {
-    struct weft__task **dir; /* WEFT_TASK_DIR_LEN chunk pointers */
-    uint32_t nchunks;
-    pthread_mutex_t lock;
+    struct weft__task **dir;     /* WEFT_TASK_DIR_LEN chunk pointers, each written once */
+    _Atomic uint32_t nchunks;    /* chunks published (release) */
+    pthread_mutex_t lock;        /* guards growth and the spare list */
+    struct weft__task *spare;    /* free slots handed back by workers (and used by threads
+                                    that are not workers) */
+    uint64_t nspare;
 };
+
+/* A thread that is not a worker, blocked in weft_join. */
+struct weft__ext_wait {
+    _Atomic uint32_t done; /* futex word: 1 once the task is reaped */
+} __attribute__((aligned(16)));
 
 int weft__task_table_init(struct weft__task_table *tt);
 void weft__task_table_term(struct weft__task_table *tt);
 
-/* The task a handle names, or NULL (*err says -EINVAL or -ESRCH). Owner
- * worker of the caller. */
+/* The task a handle names, or NULL (*err says -EINVAL or -ESRCH). Any
+ * thread of the running runtime. */
 struct weft__task *weft__task_lookup(weft_task *h, int *err);
 /* The handle of a task. Any thread. */
 weft_task *weft__task_handle(const struct weft__task *t);
 
-/* Creates a task in state NEW (not queued). Worker thread. */
+/* Creates a task in state NEW (not queued), from w's free slots, or (w
+ * NULL: a thread that is not a worker) from the table's spare list. */
 int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, void *arg,
                    const struct weft_task_opts *opts);
-/* Returns a finished, released task's slot to w's free list. Worker thread. */
+/* Returns a finished, released task's slot (to w's free list, or to the
+ * spare list when w is NULL). */
 void weft__task_free(struct weft__worker *w, struct weft__task *t);
 
-/* Called on the next context after t exited: recycles t's stack, marks it
- * DONE, wakes its joiner, frees it if detached. Worker thread. */
-void weft__task_reap(struct weft__worker *w, struct weft__task *t);
+/* t has finished and its stack is free (or it ran inline): marks it done
+ * and wakes its joiner, or frees it if detached. Worker thread w. */
+void weft__task_finished(struct weft__worker *w, struct weft__task *t);
 
 #endif

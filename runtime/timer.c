@@ -84,7 +84,7 @@ static void sift_down(struct weft__timers *t, uint32_t i)
     place(t, i, task);
 }
 
-int weft__timer_add(struct weft__timers *t, struct weft__task *task)
+int weft__timers_reserve(struct weft__timers *t)
 {
     if (t->len == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 64;
@@ -94,6 +94,14 @@ int weft__timer_add(struct weft__timers *t, struct weft__task *task)
         t->heap = h;
         t->cap = cap;
     }
+    return 0;
+}
+
+int weft__timer_add(struct weft__timers *t, struct weft__task *task)
+{
+    int err = weft__timers_reserve(t);
+    if (err < 0)
+        return err;
     t->heap[t->len] = task;
     sift_up(t, t->len++);
     return 0;
@@ -127,6 +135,14 @@ struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now)
     return task;
 }
 
+/* After the sleeper's switch: only now may it be fired (and so stolen). */
+static void commit_sleep(struct weft__worker *w, struct weft__task *self, void *arg)
+{
+    (void)arg;
+    weft__timer_add(&w->timers, self); /* cannot fail: reserved before the switch */
+    atomic_store_explicit(&w->ntimers, w->timers.len, memory_order_relaxed);
+}
+
 int weft_sleep(uint64_t ns)
 {
     struct weft__worker *w = weft__worker_self();
@@ -137,11 +153,11 @@ int weft_sleep(uint64_t ns)
     struct weft__task *self = w->current;
     uint64_t now = weft_now();
     self->deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
-    int err = weft__timer_add(&w->timers, self);
+    int err = weft__timers_reserve(&w->timers);
     if (err < 0)
         return err;
-    self->state = WEFT_T_BLOCKED;
+    atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
     self->wait = WEFT_W_SLEEP;
-    weft__worker_suspend(w, self);
+    weft__worker_suspend(w, self, commit_sleep, NULL);
     return 0;
 }

@@ -18,6 +18,8 @@ struct weft__timers {
 
 void weft__timers_init(struct weft__timers *t);
 void weft__timers_term(struct weft__timers *t);
+/* Makes room for one more timer. Returns 0 or -ENOMEM. Owner worker only. */
+int weft__timers_reserve(struct weft__timers *t);
 /* Adds task (its deadline set). Returns 0 or -ENOMEM. Owner worker only. */
 int weft__timer_add(struct weft__timers *t, struct weft__task *task);
 /* Removes a task that is in the heap. Owner worker only. */

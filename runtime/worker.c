@@ -1,45 +1,88 @@
 /*
- * The worker: one thread, one scheduler of tasks.
+ * The worker: one thread, one scheduler of tasks, and how workers share
+ * work: stealing, the injection queue, searching and parking.
  *
  * What it owns: the choice of the next task, every context switch, the idle
- * loop, and the hand-off of a finished task's stack.
+ * loop, the hand-off of a finished task's stack, and the counters that say
+ * what each worker did.
  *
- * Switching. A task that suspends (yield, sleep, join, exit) switches
- * directly to the next ready task: one register swap, not two through a
- * scheduler context. Only when nothing is ready does it switch to the
- * worker's own context (`sched`, on the thread's native stack), whose loop
- * waits for the next timer. Every swap hands the worker pointer to the
- * resumed side, which is how a resumed task learns which worker it is on:
+ * Choosing the next task (pick_next), in order:
+ *   1. every 61 decisions, a maintenance pass: due timers, then the
+ *      injection queue and (LIFO mode) the oldest task of the ring, so that
+ *      none of them waits behind a stream of new work for more than 61
+ *      decisions (Go checks its global queue on the same count; a LIFO
+ *      order needs the bound, see Tokio's #4941); every 61st pass the
+ *      oldest yielder goes first;
+ *   2. the ring: its newest task (LIFO, the default: what the running task
+ *      just spawned or woke runs next, so fork-join work runs depth-first,
+ *      cache-warm, with few tasks alive) or its oldest (WEFT_LIFO=0);
+ *   3. the injection queue (where a full ring's older half went);
+ *   4. the tasks that yielded, oldest first; then due timers;
+ *   5. (in the idle loop) stealing: a share of another worker's ring.
+ *
+ * Switching. A task that suspends switches directly to the next task: one
+ * register swap. Only when nothing is ready does it switch to the worker's
+ * own context (`sched`, on the thread's native stack), which searches and
+ * parks. Every swap hands the worker pointer to the resumed side, and
+ * whoever resumes a task first writes t->worker: that is how a task learns
+ * which worker it is on after a suspension, since it may have migrated;
  * nothing read before a suspension is trusted after it.
  *
- * Finished tasks. A task cannot free the stack it is running on. On exit it
- * parks itself in w->dead and switches away; the first thing the resumed
- * context does (after_switch) is reap it: stack back to the cache, joiner
- * woken, slot freed if detached. Hence the invariant: w->dead is non-NULL
- * only between an exiting task's swap and the resumed side's after_switch.
+ * Commit after the switch. A task that suspends must not be visible to
+ * other workers while its registers are still being saved: a thief would
+ * resume a half-saved context. So nothing makes the suspending task
+ * runnable before the switch; the caller of weft__worker_suspend passes a
+ * commit function that runs on the next context, right after the swap
+ * (after_switch): it queues a yielder, arms a sleeper's timer, registers a
+ * joiner with the task it joins, or reaps a task that exited (its stack
+ * back to the cache, its joiner woken). This is Go's gopark unlock
+ * function, and it is why no task is ever resumed twice.
  *
- * Fairness and timers. The run queue is FIFO. Timers are looked at when the
- * queue is empty and every 61 decisions otherwise (the number Go uses for
- * its global queue): a yield never reads the clock by itself.
+ * Idle workers. A worker with nothing to run searches: it tries to steal
+ * from every other worker (in the order the victim knob says) and looks at
+ * the injection queue, twice, then parks on a futex. At most half of the
+ * workers search at once (more would only fight over the same rings). When
+ * a task is made runnable, the worker that did it wakes a parked worker if
+ * none is searching; a searcher that finds work and was the last one wakes
+ * another, so stealing ramps up one worker at a time (Go's spinning-M
+ * rule).
  *
- * Threads: everything here runs on the worker's own thread. The work-
- * stealing scheduler will replace the queue with a lock-free ring shared
- * with thieves (TODO(#4)).
+ * No lost wakeup: the waker publishes the task (its ring store), then
+ * executes a full fence, then reads the idle and searching counts; a
+ * parking worker puts itself on the idle stack with a read-modify-write of
+ * the idle count, then looks at every ring and the injection queue again
+ * before sleeping. Either the waker sees the parker counted idle and wakes
+ * it, or the parker sees the task. A parked worker sleeps until woken or
+ * until its next timer: an idle runtime uses no CPU.
+ *
+ * The end. The last worker to park (every worker on the idle stack, every
+ * ring and the injection queue empty) decides: no task alive means the run
+ * is over (weft_run), or the runtime was asked to stop (embedding); tasks
+ * alive but no timer anywhere means deadlock: it lists the blocked tasks.
+ *
+ * Threads: everything here runs on the worker's own thread except what the
+ * comments in worker.h say may be called from anywhere.
  */
 #include "worker.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "runtime.h"
 #include "task.h"
 
-#define TIMER_CHECK_INTERVAL 61
+#define MAINTENANCE_INTERVAL 61
 #define HOT_STACKS_KEPT_IDLE 64
+#define SEARCH_ROUNDS 2
+#define ID_BLOCK 1024
 
 __thread struct weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
 
@@ -48,7 +91,26 @@ struct weft__worker *weft__worker_self(void)
     return weft__tls_worker;
 }
 
-static void runq_push(struct weft__runq *q, struct weft__task *t)
+/* A full fence: orders the store that published a task before the loads of
+ * the idle counts (store-load, which release/acquire do not give). */
+static inline void fence_full(void)
+{
+#if defined(__x86_64__) && !defined(WEFT_TSAN)
+    /* A locked add to the stack is a full barrier and cheaper than mfence. */
+    __asm__ volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* ---- the yield queue ------------------------------------------------ */
+
+static void fifo_push(struct weft__fifo *q, struct weft__task *t)
 {
     t->next = NULL;
     if (q->tail)
@@ -59,7 +121,7 @@ static void runq_push(struct weft__runq *q, struct weft__task *t)
     q->len++;
 }
 
-static struct weft__task *runq_pop(struct weft__runq *q)
+static struct weft__task *fifo_pop(struct weft__fifo *q)
 {
     struct weft__task *t = q->head;
     if (t) {
@@ -71,14 +133,125 @@ static struct weft__task *runq_pop(struct weft__runq *q)
     return t;
 }
 
-void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
+/* ---- waking idle workers ------------------------------------------- */
+
+/* Takes w off the idle stack if it is on it. Under rt->idle_lock. */
+static bool unlist(struct weft__runtime *rt, struct weft__worker *w)
 {
-    runq_push(&w->runq, t);
+    if (!w->idle_listed)
+        return false;
+    for (struct weft__worker **p = &rt->idle; *p; p = &(*p)->idle_next) {
+        if (*p == w) {
+            *p = w->idle_next;
+            w->idle_listed = false;
+            atomic_fetch_sub(&rt->nidle, 1);
+            return true;
+        }
+    }
+    weft__panic("worker %u: marked idle but not on the idle stack", w->id);
 }
 
-uint64_t weft__worker_live(const struct weft__worker *w)
+static void wake(struct weft__worker *w)
 {
-    return w->n.spawned - w->n.finished;
+    atomic_store_explicit(&w->park_word, 0, memory_order_release);
+    futex(&w->park_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+/* Wakes one parked worker, which comes up searching. Any thread. */
+static void unpark_one(struct weft__runtime *rt)
+{
+    pthread_mutex_lock(&rt->idle_lock);
+    struct weft__worker *w = rt->idle;
+    if (w) {
+        unlist(rt, w);
+        atomic_fetch_add(&rt->nsearching, 1);
+    }
+    pthread_mutex_unlock(&rt->idle_lock);
+    if (w)
+        wake(w);
+}
+
+void weft__worker_wake_all(struct weft__runtime *rt)
+{
+    for (;;) {
+        pthread_mutex_lock(&rt->idle_lock);
+        struct weft__worker *w = rt->idle;
+        if (w) {
+            unlist(rt, w);
+            atomic_fetch_add(&rt->nsearching, 1);
+        }
+        pthread_mutex_unlock(&rt->idle_lock);
+        if (!w)
+            return;
+        wake(w);
+    }
+}
+
+/* Work was just made runnable: wake a parked worker if none is searching. */
+static inline void notify(struct weft__runtime *rt)
+{
+    fence_full();
+    if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&rt->nidle, memory_order_relaxed) > 0)
+        unpark_one(rt);
+}
+
+/* ---- run queues ----------------------------------------------------- */
+
+/* The ring is full: moves its older half and t to the injection queue. */
+static void overflow(struct weft__worker *w, struct weft__task *t)
+{
+    struct weft__task *batch[WEFT_RING_SLOTS / 2 + 1];
+    int n = weft__ring_take_oldest(&w->ring, batch, WEFT_RING_SLOTS / 2, true);
+    if (n < 0)
+        n = 0;
+    batch[n++] = t;
+    for (int i = 0; i + 1 < n; i++)
+        batch[i]->next = batch[i + 1];
+    weft__inject_push(&w->rt->inject, batch[0], batch[n - 1], (uint64_t)n);
+    WEFT_CNT_ADD(w->n.overflows, 1);
+}
+
+void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
+{
+    atomic_store_explicit(&t->state, t->state == WEFT_T_NEW ? WEFT_T_NEW : WEFT_T_READY,
+                          memory_order_relaxed);
+    if (!weft__ring_push(&w->ring, t))
+        overflow(w, t);
+    if (w->rt->nworkers > 1)
+        notify(w->rt);
+}
+
+void weft__worker_inject(struct weft__runtime *rt, struct weft__task *t)
+{
+    weft__inject_push(&rt->inject, t, t, 1);
+    fence_full();
+    if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed) == 0)
+        unpark_one(rt);
+}
+
+/* A share of the injection queue: one task to run, the rest into the ring. */
+static struct weft__task *from_inject(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    uint64_t len = weft__inject_len(&rt->inject);
+    if (len == 0)
+        return NULL;
+    uint64_t want = len / rt->nworkers + 1;
+    uint32_t room = weft__ring_room(&w->ring);
+    if (want > room + 1)
+        want = room + 1;
+    if (want > WEFT_RING_SLOTS / 2)
+        want = WEFT_RING_SLOTS / 2;
+    struct weft__task *batch[WEFT_RING_SLOTS / 2];
+    uint32_t n = weft__inject_pop(&rt->inject, batch, (uint32_t)want);
+    if (n == 0)
+        return NULL;
+    WEFT_CNT_ADD(w->n.inject_pops, n);
+    weft__ring_push_many(&w->ring, batch + 1, n - 1);
+    if (n > 1 && rt->nworkers > 1)
+        notify(rt);
+    return batch[0];
 }
 
 static void fire_timers(struct weft__worker *w)
@@ -86,33 +259,301 @@ static void fire_timers(struct weft__worker *w)
     uint64_t now = weft_now();
     struct weft__task *t;
     while ((t = weft__timers_pop_due(&w->timers, now)) != NULL) {
-        t->state = WEFT_T_READY;
         t->wait = WEFT_W_NONE;
-        runq_push(&w->runq, t);
+        weft__worker_ready(w, t);
     }
+    atomic_store_explicit(&w->ntimers, w->timers.len, memory_order_relaxed);
+}
+
+/* The yielded tasks are about to wait behind a running task while another
+ * worker is idle: hand them to the injection queue, where it can get them. */
+static void share_yields(struct weft__worker *w)
+{
+    if (w->yields.head && w->rt->nworkers > 1 &&
+        atomic_load_explicit(&w->rt->nidle, memory_order_relaxed) > 0) {
+        weft__inject_push(&w->rt->inject, w->yields.head, w->yields.tail, w->yields.len);
+        w->yields.head = w->yields.tail = NULL;
+        w->yields.len = 0;
+        notify(w->rt);
+    }
+}
+
+static struct weft__task *own_oldest(struct weft__worker *w)
+{
+    struct weft__task *t;
+    return weft__ring_take_oldest(&w->ring, &t, 1, false) == 1 ? t : NULL;
+}
+
+static struct weft__task *maintenance(struct weft__worker *w)
+{
+    if (w->timers.len)
+        fire_timers(w);
+    struct weft__task *t = from_inject(w);
+    /* Yielders wait for every other ready task, but not forever: one of
+     * them goes first every 61 passes. */
+    if (!t && w->yields.head && ++w->yield_passes >= MAINTENANCE_INTERVAL) {
+        w->yield_passes = 0;
+        t = fifo_pop(&w->yields);
+    }
+    if (!t && w->rt->cfg.lifo)
+        t = own_oldest(w);
+    return t;
 }
 
 static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
 {
-    if (--w->timer_countdown == 0) {
-        w->timer_countdown = TIMER_CHECK_INTERVAL;
-        if (w->timers.len)
-            fire_timers(w);
-    } else if (!w->runq.head && w->timers.len) {
-        fire_timers(w);
+    struct weft__task *t;
+    if (__builtin_expect(--w->tick == 0, 0)) {
+        w->tick = MAINTENANCE_INTERVAL;
+        if ((t = maintenance(w)) != NULL)
+            return t;
     }
-    return runq_pop(&w->runq);
+    t = w->rt->cfg.lifo ? weft__ring_pop_newest(&w->ring, NULL) : own_oldest(w);
+    if (t)
+        return t;
+    /* Before the yielders: a yield lets every other ready task run once,
+     * and a ring's overflow waits in the injection queue. */
+    if ((t = from_inject(w)) != NULL)
+        return t;
+    if ((t = fifo_pop(&w->yields)) != NULL) {
+        share_yields(w);
+        return t;
+    }
+    if (w->timers.len) {
+        fire_timers(w);
+        t = weft__ring_pop_newest(&w->ring, NULL);
+    }
+    return t;
 }
 
-/* Gives a task that has never run its stack and first context. */
+/* ---- stealing ------------------------------------------------------- */
+
+static uint32_t xorshift(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+/* Tries to take a share of v's ring: one task to run, the rest into w's. */
+static struct weft__task *steal_from(struct weft__worker *w, struct weft__worker *v)
+{
+    uint32_t room = weft__ring_room(&w->ring);
+    uint32_t max = WEFT_RING_SLOTS / 2 < room + 1 ? WEFT_RING_SLOTS / 2 : room + 1;
+    struct weft__task *batch[WEFT_RING_SLOTS / 2];
+    WEFT_CNT_ADD(w->n.steal_tries, 1);
+    int n = weft__ring_take_oldest(&v->ring, batch, max, w->rt->cfg.steal == WEFT_STEAL_HALF);
+    if (n <= 0)
+        return NULL;
+    WEFT_CNT_ADD(w->n.steals, 1);
+    WEFT_CNT_ADD(w->n.stolen, (uint64_t)n);
+    weft__ring_push_many(&w->ring, batch, (uint32_t)n - 1);
+    return batch[n - 1];
+}
+
+static struct weft__task *steal_round(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    unsigned nw = rt->nworkers;
+    struct weft__task *t;
+    switch (rt->cfg.victim) {
+    case WEFT_VICTIM_TOPOLOGY: {
+        const unsigned *order = weft__topo_victims(&rt->topo, w->id);
+        for (unsigned i = 0; i + 1 < nw; i++)
+            if ((t = steal_from(w, &rt->workers[order[i]])) != NULL)
+                return t;
+        return NULL;
+    }
+    case WEFT_VICTIM_ROUND_ROBIN:
+        for (unsigned i = 0; i < nw; i++) {
+            unsigned v = (w->rr + i) % nw;
+            if (v == w->id)
+                continue;
+            if ((t = steal_from(w, &rt->workers[v])) != NULL) {
+                w->rr = (v + 1) % nw;
+                return t;
+            }
+        }
+        return NULL;
+    default: {
+        unsigned start = xorshift(&w->rng) % nw;
+        for (unsigned i = 0; i < nw; i++) {
+            unsigned v = (start + i) % nw;
+            if (v != w->id && (t = steal_from(w, &rt->workers[v])) != NULL)
+                return t;
+        }
+        return NULL;
+    }
+    }
+}
+
+static void stop_searching(struct weft__worker *w)
+{
+    if (!w->searching)
+        return;
+    w->searching = false;
+    /* The last searcher found work: there may be more; let another look. */
+    if (atomic_fetch_sub(&w->rt->nsearching, 1) == 1)
+        notify(w->rt);
+}
+
+/* Steals or takes from the injection queue, as one of at most half the
+ * workers searching at once. */
+static struct weft__task *search(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    if (rt->nworkers == 1)
+        return NULL;
+    if (!w->searching) {
+        if (2 * atomic_load_explicit(&rt->nsearching, memory_order_relaxed) >= rt->nworkers)
+            return NULL;
+        atomic_fetch_add(&rt->nsearching, 1);
+        w->searching = true;
+    }
+    for (int round = 0; round < SEARCH_ROUNDS; round++) {
+        struct weft__task *t = steal_round(w);
+        if (!t)
+            t = from_inject(w);
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
+/* ---- parking and the end of the run ------------------------------------ */
+
+/* Whether any ring or the injection queue holds a task. */
+static bool work_anywhere(struct weft__runtime *rt)
+{
+    if (weft__inject_len(&rt->inject))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__ring_len(&rt->workers[i].ring))
+            return true;
+    return false;
+}
+
+static uint64_t live_tasks(const struct weft__runtime *rt)
+{
+    uint64_t finished = 0, spawned = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        finished += atomic_load_explicit(&rt->workers[i].n.finished, memory_order_acquire);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        spawned += atomic_load_explicit(&rt->workers[i].n.spawned, memory_order_acquire);
+    spawned += atomic_load_explicit(&rt->ext_spawned, memory_order_acquire);
+    return spawned - finished;
+}
+
+static const char *wait_name(const struct weft__task *t)
+{
+    switch (t->wait) {
+    case WEFT_W_JOIN:
+        return "joining task";
+    case WEFT_W_SLEEP:
+        return "sleeping";
+    default:
+        return "blocked";
+    }
+}
+
+/* Every live task is blocked and nothing can wake one: report them all.
+ * Every other worker is parked. */
+static void report_deadlock(struct weft__runtime *rt, uint64_t live)
+{
+    const struct weft__task_table *tt = &rt->tasks;
+    weft__say("deadlock: %llu tasks are blocked and nothing can wake one:", (unsigned long long)live);
+    uint32_t nchunks = atomic_load(&tt->nchunks);
+    for (uint32_t c = 0; c < nchunks; c++) {
+        for (uint32_t i = 0; i < (1u << WEFT_TASK_CHUNK_BITS); i++) {
+            const struct weft__task *t = &tt->dir[c][i];
+            if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_BLOCKED)
+                continue;
+            const struct weft__task *on = atomic_load_explicit(&t->waits_on, memory_order_relaxed);
+            if (t->wait == WEFT_W_JOIN && on)
+                weft__say("  task \"%s\" (id %llu): %s %llu", t->name, (unsigned long long)t->id,
+                          wait_name(t), (unsigned long long)on->id);
+            else
+                weft__say("  task \"%s\" (id %llu): %s", t->name, (unsigned long long)t->id,
+                          wait_name(t));
+        }
+    }
+}
+
+/* Called by the last worker to go idle: whether the run is over. */
+static bool decide_end(struct weft__runtime *rt)
+{
+    bool may_end = !rt->embedded || atomic_load(&rt->stopping);
+    if (!may_end)
+        return false;
+    uint64_t live = live_tasks(rt);
+    if (live != 0) {
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            if (atomic_load_explicit(&rt->workers[i].ntimers, memory_order_relaxed))
+                return false;
+        report_deadlock(rt, live);
+        rt->exit_err = -EDEADLK;
+    }
+    atomic_store(&rt->done, true);
+    weft__worker_wake_all(rt);
+    return true;
+}
+
+static void park(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    if (w->searching) {
+        w->searching = false;
+        atomic_fetch_sub(&rt->nsearching, 1);
+    }
+    pthread_mutex_lock(&rt->idle_lock);
+    w->idle_next = rt->idle;
+    rt->idle = w;
+    w->idle_listed = true;
+    atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
+    uint32_t nidle = atomic_fetch_add(&rt->nidle, 1) + 1;
+    pthread_mutex_unlock(&rt->idle_lock);
+
+    /* Look again now that wakers can see us idle (the fence is the RMW). */
+    bool ending = false;
+    if (work_anywhere(rt) || atomic_load(&rt->done)) {
+        /* fall through to leave the idle stack */
+    } else if (nidle == rt->nworkers && decide_end(rt)) {
+        ending = true;
+    } else {
+        uint64_t when = weft__timers_next(&w->timers);
+        struct timespec ts = {.tv_sec = (time_t)(when / 1000000000u),
+                              .tv_nsec = (long)(when % 1000000000u)};
+        WEFT_CNT_ADD(w->n.parks, 1);
+        while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 1) {
+            long r = futex(&w->park_word, FUTEX_WAIT_BITSET_PRIVATE, 1,
+                           when == UINT64_MAX ? NULL : &ts);
+            if (r < 0 && errno == ETIMEDOUT)
+                break;
+        }
+    }
+    pthread_mutex_lock(&rt->idle_lock);
+    if (!unlist(rt, w) && !ending) {
+        /* Someone woke us and counted us searching. */
+        w->searching = true;
+        WEFT_CNT_ADD(w->n.unparks, 1);
+    } else if (ending && !w->idle_listed) {
+        /* wake_all took us off the stack and counted us searching */
+    }
+    pthread_mutex_unlock(&rt->idle_lock);
+}
+
+/* ---- switching ------------------------------------------------------ */
+
 static void first_run(struct weft__worker *w, struct weft__task *t);
 
-static void after_switch(struct weft__worker *w)
+static inline void after_switch(struct weft__worker *w)
 {
-    struct weft__task *d = w->dead;
-    if (d) {
-        w->dead = NULL;
-        weft__task_reap(w, d);
+    weft__commit_fn c = w->commit;
+    if (c) {
+        w->commit = NULL;
+        c(w, w->commit_task, w->commit_arg);
     }
 }
 
@@ -123,19 +564,19 @@ static void after_switch(struct weft__worker *w)
  * return address inside this function, which is what lets the ret that
  * resumes a context (and the rets after it) be predicted; see the essay in
  * arch/switch_x86_64_sysv_elf.S. */
-static __attribute__((noinline)) struct weft__worker *switch_to(struct weft__worker *w, struct weft__fiber *from,
-                                      struct weft__task *next, bool exiting)
+static __attribute__((noinline)) struct weft__worker *
+switch_to(struct weft__worker *w, struct weft__fiber *from, struct weft__task *next, bool exiting)
 {
     struct weft__fiber *to = &w->sched;
     if (next) {
-        if (next->state == WEFT_T_NEW)
+        if (atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW)
             first_run(w, next);
-        next->state = WEFT_T_RUNNING;
+        atomic_store_explicit(&next->state, WEFT_T_RUNNING, memory_order_relaxed);
         next->worker = w;
-        to = &next->fiber;
+        to = next->fib;
     }
     w->current = next;
-    w->n.switches++;
+    WEFT_CNT_ADD(w->n.switches, 1);
     struct weft__worker *rw = weft__fiber_switch(from, to, w, exiting);
     after_switch(rw);
     return rw;
@@ -159,28 +600,82 @@ static void first_run(struct weft__worker *w, struct weft__task *t)
         weft__panic("no memory or mapping left for a %zu-byte stack (task \"%s\", id %llu)", size,
                     t->name, (unsigned long long)t->id);
     weft__fiber_make(&t->fiber, t->stack->lo, t->stack->size, task_entry);
+    t->fib = &t->fiber;
+    WEFT_CNT_ADD(w->n.started, 1);
 }
 
-struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__task *self)
+struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__task *self,
+                                          weft__commit_fn commit, void *arg)
 {
     struct weft__task *next = pick_next(w);
-    if (next == self) {
-        self->state = WEFT_T_RUNNING;
-        return w;
-    }
-    return switch_to(w, &self->fiber, next, false);
+    w->commit = commit;
+    w->commit_task = self;
+    w->commit_arg = arg;
+    return switch_to(w, self->fib, next, false);
+}
+
+/* After an exit's switch: the stack is free to reuse; tell the joiner. */
+static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
+{
+    (void)arg;
+    weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
+    t->stack = NULL;
+    weft__fiber_release(&t->fiber);
+    weft__task_finished(w, t);
 }
 
 void weft__worker_exit(struct weft__worker *w, struct weft__task *self, void *r)
 {
     self->result = r;
-    self->state = WEFT_T_EXITED;
+    atomic_store_explicit(&self->state, WEFT_T_EXITED, memory_order_relaxed);
     if (self == w->rt->main_task)
         w->rt->main_result = r;
-    w->n.finished++;
-    w->dead = self;
-    switch_to(w, &self->fiber, pick_next(w), true);
+    struct weft__task *next = pick_next(w);
+    w->commit = reap;
+    w->commit_task = self;
+    switch_to(w, self->fib, next, true);
     weft__panic("task %llu was resumed after it finished", (unsigned long long)self->id);
+}
+
+struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft__task *self,
+                                             struct weft__task *t)
+{
+    WEFT_CNT_ADD(w->n.started, 1);
+    WEFT_CNT_ADD(w->n.inlined, 1);
+    atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
+    self->wait = WEFT_W_JOIN;
+    atomic_store_explicit(&self->waits_on, t, memory_order_relaxed);
+    t->host = self;
+    t->fib = self->fib;
+    t->worker = w;
+    atomic_store_explicit(&t->state, WEFT_T_RUNNING, memory_order_relaxed);
+    w->current = t;
+    void *r = t->fn(t->arg);
+    /* t may have suspended and resumed elsewhere: its worker is current. */
+    w = t->worker;
+    t->result = r;
+    atomic_store_explicit(&t->state, WEFT_T_EXITED, memory_order_relaxed);
+    t->host = NULL;
+    weft__task_finished(w, t);
+    atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
+    self->wait = WEFT_W_NONE;
+    atomic_store_explicit(&self->state, WEFT_T_RUNNING, memory_order_relaxed);
+    self->worker = w;
+    w->current = self;
+    return w;
+}
+
+/* After a yielder's switch: it goes behind the other ready tasks. */
+static void commit_yield(struct weft__worker *w, struct weft__task *self, void *arg)
+{
+    (void)arg;
+    atomic_store_explicit(&self->state, WEFT_T_READY, memory_order_relaxed);
+    if (w->rt->nworkers > 1 && atomic_load_explicit(&w->rt->nidle, memory_order_relaxed) > 0) {
+        weft__inject_push(&w->rt->inject, self, self, 1);
+        notify(w->rt);
+        return;
+    }
+    fifo_push(&w->yields, self);
 }
 
 int weft_yield(void)
@@ -189,81 +684,69 @@ int weft_yield(void)
     if (!w || !w->current)
         return -EPERM;
     struct weft__task *self = w->current;
-    self->state = WEFT_T_READY;
-    runq_push(&w->runq, self);
-    weft__worker_suspend(w, self);
+    struct weft__task *next = pick_next(w);
+    if (!next)
+        return 0; /* nothing else is ready here */
+    w->commit = commit_yield;
+    w->commit_task = self;
+    atomic_store_explicit(&self->state, WEFT_T_READY, memory_order_relaxed);
+    switch_to(w, self->fib, next, false);
     return 0;
 }
 
-static void idle_until(uint64_t when)
+uint64_t weft__worker_new_id(struct weft__worker *w)
 {
-    struct timespec ts = {.tv_sec = (time_t)(when / 1000000000u),
-                          .tv_nsec = (long)(when % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
+    if (w->next_id == w->last_id) {
+        w->next_id = atomic_fetch_add(&w->rt->next_id, ID_BLOCK);
+        w->last_id = w->next_id + ID_BLOCK;
+    }
+    return w->next_id++;
 }
 
-static const char *wait_name(const struct weft__task *t)
-{
-    switch (t->wait) {
-    case WEFT_W_JOIN:
-        return "joining task";
-    case WEFT_W_SLEEP:
-        return "sleeping";
-    default:
-        return "blocked";
-    }
-}
-
-/* Every live task is blocked and no timer is pending: report them all. */
-static int deadlock(struct weft__worker *w)
-{
-    const struct weft__task_table *tt = &w->rt->tasks;
-    weft__say("deadlock: %llu tasks are blocked and nothing can wake one:",
-              (unsigned long long)weft__worker_live(w));
-    for (uint32_t c = 0; c < tt->nchunks; c++) {
-        for (uint32_t i = 0; i < (1u << WEFT_TASK_CHUNK_BITS); i++) {
-            const struct weft__task *t = &tt->dir[c][i];
-            if (t->state != WEFT_T_BLOCKED)
-                continue;
-            if (t->wait == WEFT_W_JOIN && t->waits_on)
-                weft__say("  task \"%s\" (id %llu): %s %llu", t->name, (unsigned long long)t->id,
-                          wait_name(t), (unsigned long long)t->waits_on->id);
-            else
-                weft__say("  task \"%s\" (id %llu): %s", t->name, (unsigned long long)t->id,
-                          wait_name(t));
-        }
-    }
-    return -EDEADLK;
-}
+/* ---- the loop ------------------------------------------------------- */
 
 int weft__worker_loop(struct weft__worker *w)
 {
-    /* The central loop: runs until no task is left, so it is long by nature. */
+    struct weft__runtime *rt = w->rt;
     for (;;) {
         struct weft__task *next = pick_next(w);
+        if (!next)
+            next = search(w);
         if (next) {
+            stop_searching(w);
             switch_to(w, &w->sched, next, false);
             continue;
         }
-        if (weft__worker_live(w) == 0)
-            return 0;
-        uint64_t when = weft__timers_next(&w->timers);
-        if (when == UINT64_MAX)
-            return deadlock(w);
+        if (atomic_load(&rt->done))
+            break;
         weft__stack_trim(&w->stacks, HOT_STACKS_KEPT_IDLE);
-        idle_until(when);
+        park(w);
+        if (atomic_load(&rt->done))
+            break;
     }
+    if (w->searching) {
+        w->searching = false;
+        atomic_fetch_sub(&rt->nsearching, 1);
+    }
+    return rt->exit_err;
 }
 
 int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned id)
 {
     memset(w, 0, sizeof *w);
-    w->timer_countdown = TIMER_CHECK_INTERVAL;
+    weft__ring_init(&w->ring);
+    w->tick = MAINTENANCE_INTERVAL;
     w->rt = rt;
     w->id = id;
+    w->rng = 0x9e3779b9u * (id + 1);
+    w->rr = (id + 1) % (rt->nworkers ? rt->nworkers : 1);
     weft__timers_init(&w->timers);
     weft__stack_cache_init(&w->stacks);
+    return 0;
+}
+
+int weft__worker_attach(struct weft__worker *w)
+{
     void *lo = NULL;
     size_t len = 0;
     pthread_attr_t attr;
@@ -275,14 +758,30 @@ int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned
     int err = weft__altstack_init(&w->altstack);
     if (err < 0)
         return err;
+    if (w->rt->cfg.pin) {
+        err = weft__topo_pin(&w->rt->topo, w->id);
+        if (err < 0) {
+            weft__say("WEFT_PIN=1: could not bind worker %u to its core: %s", w->id,
+                      weft_strerror(err));
+            weft__altstack_term(&w->altstack);
+            return err;
+        }
+    }
     weft__tls_worker = w;
     return 0;
 }
 
-void weft__worker_term(struct weft__worker *w)
+void weft__worker_detach(struct weft__worker *w)
 {
+    /* The thread of weft_run goes back to the CPUs it had. */
+    if (w->rt->cfg.pin)
+        weft__topo_unpin(&w->rt->topo);
     weft__tls_worker = NULL;
     weft__altstack_term(&w->altstack);
+}
+
+void weft__worker_term(struct weft__worker *w)
+{
     weft__stack_cache_term(&w->stacks);
     weft__timers_term(&w->timers);
 }

@@ -5,47 +5,86 @@
 #ifndef WEFT_WORKER_H
 #define WEFT_WORKER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "arch/context.h"
+#include "ring.h"
 #include "stack.h"
 #include "timer.h"
 
 struct weft__runtime;
 struct weft__task;
+struct weft__worker;
 
-/* The ready tasks of one worker, FIFO, linked through task->next. Owner
- * worker only. */
-struct weft__runq {
+/* Tasks that yielded, FIFO, linked through task->next: run after the ring,
+ * and first every 61 decisions. Owner worker only. */
+struct weft__fifo {
     struct weft__task *head, *tail;
     uint64_t len;
 };
 
+/* Counters. Each is written by its worker only (a relaxed load and store,
+ * no read-modify-write) and may be read by any thread. */
 struct weft__worker_counters {
-    uint64_t spawned;   /* tasks created on this worker */
-    uint64_t finished;  /* tasks that exited on this worker */
-    uint64_t switches;  /* context switches */
-    uint64_t live_peak; /* most live tasks seen */
-    uint64_t unreleased; /* finished tasks whose handle is not released */
+    _Atomic uint64_t spawned;    /* tasks created on this worker */
+    _Atomic uint64_t finished;   /* tasks that finished on this worker */
+    _Atomic uint64_t started;    /* tasks that first ran here (on a stack or inline) */
+    _Atomic uint64_t inlined;    /* of those, run inline by their joiner */
+    _Atomic uint64_t switches;   /* context switches */
+    _Atomic uint64_t steal_tries; /* victims tried */
+    _Atomic uint64_t steals;     /* tries that took at least one task */
+    _Atomic uint64_t stolen;     /* tasks taken by those steals */
+    _Atomic uint64_t parks;      /* times the thread slept */
+    _Atomic uint64_t unparks;    /* times another thread woke it */
+    _Atomic uint64_t inject_pops; /* tasks taken from the injection queue */
+    _Atomic uint64_t overflows;  /* times the ring was full and half went to the injection queue */
+    _Atomic uint64_t unreleased; /* finished tasks whose handle is not released (may go negative) */
 };
 
+#define WEFT_CNT_ADD(field, n)                                                                     \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),    \
+                          memory_order_relaxed)
+#define WEFT_CNT(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* Something to do on the next context, right after a switch: the previous
+ * context is then saved and may be handed to another worker. */
+typedef void (*weft__commit_fn)(struct weft__worker *w, struct weft__task *t, void *arg);
+
 struct weft__worker {
+    struct weft__ring ring;        /* first: cache-line aligned */
     struct weft__fiber sched;      /* the thread's own context: the idle loop */
     struct weft__task *current;    /* the running task, NULL in the idle loop */
-    struct weft__task *dead;       /* exited task to reap after the next switch */
-    struct weft__runq runq;
+    weft__commit_fn commit;        /* to run after the next switch, or NULL */
+    struct weft__task *commit_task;
+    void *commit_arg;
+    struct weft__fifo yields;
     struct weft__timers timers;
+    _Atomic uint32_t ntimers;      /* timers.len, readable by other workers */
     struct weft__stack_cache stacks;
     struct weft__altstack altstack;
     struct weft__task *free_tasks; /* free task slots, LIFO */
+    uint64_t nfree_tasks;
+    uint64_t next_id, last_id;     /* the block of task ids this worker hands out */
     struct weft__runtime *rt;
-    uint32_t timer_countdown;      /* decisions left before timers are checked */
+    pthread_t thread;
+    uint32_t tick;                 /* decisions left before the maintenance pass */
+    uint32_t yield_passes;         /* maintenance passes since a yielder went first */
+    uint32_t rng;                  /* xorshift state for victim choice */
     unsigned id;
+    unsigned rr;                   /* next round-robin victim */
+    bool searching;                /* counted in rt->nsearching */
+    bool thread_started;
+    _Atomic uint32_t park_word;    /* futex: 1 while parked, set to 0 to wake */
+    struct weft__worker *idle_next; /* link in rt's idle stack, under rt->idle_lock */
+    bool idle_listed;
     struct weft__worker_counters n;
-};
+} __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,
- * hence initial-exec. Task code must not cache it across a suspension. */
+ * hence initial-exec. Task code must not cache it across a suspension:
+ * after one, the task may be running on another thread. */
 extern __thread struct weft__worker *weft__tls_worker
     __attribute__((tls_model("initial-exec")));
 
@@ -53,24 +92,44 @@ extern __thread struct weft__worker *weft__tls_worker
 struct weft__worker *weft__worker_self(void);
 
 int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned id);
+/* Sets up the calling thread as w's (TLS, signal stack, pinning). */
+int weft__worker_attach(struct weft__worker *w);
+void weft__worker_detach(struct weft__worker *w);
 void weft__worker_term(struct weft__worker *w);
 
-/* Makes t runnable on w, at the back of its queue. Owner worker only. */
+/* Makes t runnable on w, as the newest task of its ring (or the injection
+ * queue when the ring is full), and wakes an idle worker if one should
+ * come and steal. t must not be running. Owner worker only. */
 void weft__worker_ready(struct weft__worker *w, struct weft__task *t);
 
-/* Runs something else until `self` (running on w, already queued or
- * blocked by the caller) is resumed; returns the worker it resumed on.
- * Task context. */
-struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__task *self);
+/* Puts t on the injection queue and wakes a worker. Any thread. */
+void weft__worker_inject(struct weft__runtime *rt, struct weft__task *t);
 
-/* Ends the running task `self` with result r. Task context; never returns. */
+/* Runs something else until `self` (running on w, already blocked by the
+ * caller) is resumed; commit(w', self, arg) runs on the next context once
+ * self is saved (that is where self may be made runnable again). Returns
+ * the worker self resumed on. Task context. */
+struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__task *self,
+                                          weft__commit_fn commit, void *arg);
+
+/* Ends the running task `self` with result r. Task context; never returns
+ * (unless self runs inline: then it returns to its host's join). */
 _Noreturn void weft__worker_exit(struct weft__worker *w, struct weft__task *self, void *r);
 
-/* The scheduler loop of w, on its thread, until no task is left. Returns 0,
- * or -EDEADLK after reporting the blocked tasks. Owner thread. */
+/* Runs t, which w has just taken out of its own ring before t ever ran,
+ * on the stack of the running task `self`, as a function call. Returns the
+ * worker the caller is on when t has finished. Task context. */
+struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft__task *self,
+                                             struct weft__task *t);
+
+/* The scheduler loop of w, on its thread, until the runtime stops. Returns
+ * 0, or -EDEADLK after reporting the blocked tasks. Owner thread. */
 int weft__worker_loop(struct weft__worker *w);
 
-/* Live tasks on w: spawned and not finished. Owner worker only. */
-uint64_t weft__worker_live(const struct weft__worker *w);
+/* A fresh task id. Owner worker only. */
+uint64_t weft__worker_new_id(struct weft__worker *w);
+
+/* Wakes every parked worker (to stop). Any thread. */
+void weft__worker_wake_all(struct weft__runtime *rt);
 
 #endif

@@ -52,10 +52,11 @@ enum { SLEEPERS = 2000 };
 static long maps_grew;
 static struct weft_stats last_stats; /* taken while every task sleeps */
 
+/* Long enough that none wakes (and hands its stack on) before main counts. */
 static void *sleep_1ms(void *arg)
 {
     (void)arg;
-    ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+    ck_assert_int_eq(weft_sleep(300 * WEFT_MSEC), 0);
     return NULL;
 }
 
@@ -213,6 +214,21 @@ START_TEST(overflow_is_reported_and_aborts_mprotect)
 }
 END_TEST
 
+/* A child run inline by its joiner overflows the joiner's stack: the report
+ * names both. */
+START_TEST(overflow_inline_names_the_task_and_its_host)
+{
+    setenv("WEFT_INLINE", "32k", 1);
+    char out[4096];
+    int status = run_child("auto", overflow_main, (void *)"deep", out, sizeof out);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "child did not abort (status %#x): %s", status, out);
+    ck_assert_str_eq(out, "weft: stack overflow in task \"deep\" (id 2), running inline on the "
+                          "stack of task \"main\" (id 1): that stack is 65536 bytes; raise "
+                          "WEFT_STACK_SIZE or weft_task_opts.stack_size, or set WEFT_INLINE=0\n");
+}
+END_TEST
+
 START_TEST(overflow_of_unnamed_task_says_unnamed)
 {
     check_overflow_report("auto", NULL, "(unnamed)");
@@ -242,6 +258,7 @@ static Suite *suite(void)
     tcase_add_test(tc, overflow_is_reported_and_aborts_marker);
     tcase_add_test(tc, overflow_is_reported_and_aborts_mprotect);
     tcase_add_test(tc, overflow_of_unnamed_task_says_unnamed);
+    tcase_add_test(tc, overflow_inline_names_the_task_and_its_host);
     tcase_add_test(tc, other_faults_are_passed_on);
     suite_add_tcase(s, tc);
     return s;
@@ -249,5 +266,9 @@ static Suite *suite(void)
 
 int main(void)
 {
+    /* Stack counts and mappings are exact on one worker, and these tasks
+     * must run on stacks of their own (not inline in their joiner). */
+    setenv("WEFT_WORKERS", "1", 1);
+    setenv("WEFT_INLINE", "0", 1);
     return run_suite(suite());
 }

@@ -313,9 +313,21 @@ static void *fifo_main(void *arg)
 
 START_TEST(yield_runs_ready_tasks_in_fifo_order)
 {
+    setenv("WEFT_LIFO", "0", 1);
     run_main(fifo_main, NULL);
     order[norder] = '\0';
     ck_assert_str_eq(order, "abcabcabc");
+}
+END_TEST
+
+/* LIFO (the default): the newest spawn runs first; yielders then take turns
+ * in the order they yielded. */
+START_TEST(lifo_runs_the_newest_first_then_yielders_in_turn)
+{
+    setenv("WEFT_LIFO", "1", 1);
+    run_main(fifo_main, NULL);
+    order[norder] = '\0';
+    ck_assert_str_eq(order, "cbacbacba");
 }
 END_TEST
 
@@ -439,6 +451,7 @@ static Suite *suite(void)
     tcase_add_test(tc, join_closing_a_cycle_is_edeadlk);
     tcase_add_test(tc, bad_handles_and_arguments_are_einval);
     tcase_add_test(tc, yield_runs_ready_tasks_in_fifo_order);
+    tcase_add_test(tc, lifo_runs_the_newest_first_then_yielders_in_turn);
     tcase_add_test(tc, yield_with_nothing_else_ready_returns_at_once);
     tcase_add_test(tc, self_names_the_running_task);
     tcase_add_test(tc, main_task_handle_belongs_to_run);
@@ -450,5 +463,8 @@ static Suite *suite(void)
 
 int main(void)
 {
+    /* These cases check semantics and orders that one worker makes
+     * deterministic; stress_tasks runs the same calls on N workers. */
+    setenv("WEFT_WORKERS", "1", 1);
     return run_suite(suite());
 }
