@@ -408,15 +408,9 @@ int weft_join(weft_task *h, void **result)
             return -EINVAL;
         if (x != 0)
             return -EBUSY;
-        atomic_store(&self->waits_on, t);
-        if (closes_cycle(self, t)) {
-            atomic_store(&self->waits_on, NULL);
-            return -EDEADLK;
-        }
-        if (!atomic_compare_exchange_strong_explicit(&t->join, &x,
-                                                     (uintptr_t)self | WEFT_J_PENDING,
-                                                     memory_order_acq_rel, memory_order_acquire)) {
-            atomic_store(&self->waits_on, NULL);
+        uintptr_t mine = (uintptr_t)self | WEFT_J_PENDING;
+        if (!atomic_compare_exchange_strong_explicit(&t->join, &x, mine, memory_order_acq_rel,
+                                                     memory_order_acquire)) {
             if (x == WEFT_J_DETACHED)
                 return -EINVAL;
             if (x != WEFT_J_DONE)
@@ -424,12 +418,22 @@ int weft_join(weft_task *h, void **result)
             was_done = true;
         } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW &&
                    may_inline(w, self, t) && weft__ring_pop_newest(&w->ring, t) == t) {
+            /* An unstarted task joins nobody: no cycle to look for. */
             w = weft__worker_run_inline(w, self, t);
         } else {
-            atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
-            self->wait = WEFT_W_JOIN;
-            w = weft__worker_suspend(w, self, commit_join, t);
-            atomic_store(&self->waits_on, NULL);
+            atomic_store(&self->waits_on, t);
+            if (closes_cycle(self, t)) {
+                atomic_store(&self->waits_on, NULL);
+                /* Give the claim back, unless t finished meanwhile. */
+                if (atomic_compare_exchange_strong(&t->join, &mine, 0))
+                    return -EDEADLK;
+                was_done = true;
+            } else {
+                atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
+                self->wait = WEFT_W_JOIN;
+                w = weft__worker_suspend(w, self, commit_join, t);
+                atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
+            }
         }
     }
     if (was_done)

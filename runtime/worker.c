@@ -52,7 +52,11 @@
  * parking worker puts itself on the idle stack with a read-modify-write of
  * the idle count, then looks at every ring and the injection queue again
  * before sleeping. Either the waker sees the parker counted idle and wakes
- * it, or the parker sees the task. A parked worker sleeps until woken or
+ * it, or the parker sees the task. Only a push onto an empty ring (or into
+ * the injection queue) pays for the fence: a ring that was not empty has
+ * been non-empty since its last such push, so any worker that parked since
+ * saw it in its last look, and any that parked before was dealt with by
+ * that push. A parked worker sleeps until woken or
  * until its next timer: an idle runtime uses no CPU.
  *
  * The end. The last worker to park (every worker on the idle stack, every
@@ -214,11 +218,16 @@ static void overflow(struct weft__worker *w, struct weft__task *t)
 
 void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
 {
-    atomic_store_explicit(&t->state, t->state == WEFT_T_NEW ? WEFT_T_NEW : WEFT_T_READY,
-                          memory_order_relaxed);
-    if (!weft__ring_push(&w->ring, t))
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
+        atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
+    /* Only a ring that was empty needs a wake-up: while it is not, every
+     * worker that parks sees it in its last look (the essay above). */
+    bool was_empty = weft__ring_len(&w->ring) == 0;
+    if (!weft__ring_push(&w->ring, t)) {
         overflow(w, t);
-    if (w->rt->nworkers > 1)
+        was_empty = true;
+    }
+    if (was_empty && w->rt->nworkers > 1)
         notify(w->rt);
 }
 
@@ -656,7 +665,10 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     t->result = r;
     atomic_store_explicit(&t->state, WEFT_T_EXITED, memory_order_relaxed);
     t->host = NULL;
-    weft__task_finished(w, t);
+    /* The joiner's claim (self|PENDING) keeps everyone else off the join
+     * word: no exchange, no wake-up; the joiner frees the slot next. */
+    WEFT_CNT_ADD(w->n.finished, 1);
+    atomic_store_explicit(&t->state, WEFT_T_DONE, memory_order_relaxed);
     atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
     self->wait = WEFT_W_NONE;
     atomic_store_explicit(&self->state, WEFT_T_RUNNING, memory_order_relaxed);
