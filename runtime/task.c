@@ -461,8 +461,8 @@ static int join_from_thread(struct weft__task *t, void **result)
     }
     while (!was_done && atomic_load_explicit(&e.done, memory_order_acquire) == 0)
         syscall(SYS_futex, (uint32_t *)&e.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-    /* Pairs with the finisher's exchange: the result is visible. */
-    atomic_thread_fence(memory_order_acquire);
+    /* The acquire load of e.done (or the failed CAS) pairs with the
+     * finisher's release: the result is visible. */
     if (was_done)
         atomic_fetch_add(&weft__rt->ext_released, 1);
     if (result)

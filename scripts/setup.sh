@@ -3,11 +3,16 @@
 #
 #   scripts/setup.sh demo    install what is missing, build, run the main demo
 #   scripts/setup.sh test    install what is missing, build, run every test:
-#                            the release build, then the AddressSanitizer +
-#                            UndefinedBehaviorSanitizer build
+#                            the release build; a release build with 4-slot
+#                            rings (overflow and injection paths all the
+#                            time: the task and stress tests); the
+#                            AddressSanitizer + UndefinedBehaviorSanitizer
+#                            build; the ThreadSanitizer build (the stress,
+#                            ring and scheduler tests)
 #
 # Packages come from apt-get (through sudo when not root). Builds go to
-# build/ and build-asan/. WEFT_JOBS sets the build parallelism.
+# build/, build-ring4/, build-asan/ and build-tsan/. WEFT_JOBS sets the
+# build parallelism.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -63,11 +68,18 @@ case "${1:-}" in
   test)
     install_missing
     build build -DCMAKE_BUILD_TYPE=Release
+    build build-ring4 -DCMAKE_BUILD_TYPE=Release -DWEFT_RING_SLOTS=4 -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=address,undefined -DWEFT_BUILD_BENCH=OFF
+    build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
     say "release build: tests"
     ctest --test-dir build --output-on-failure -j "$jobs"
+    say "release build, 4-slot rings: task, scheduler and stress tests"
+    ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|stress_tasks'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
+    say "ThreadSanitizer build: stress, ring and scheduler tests"
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched'
+
     ;;
   *)
     echo "usage: $0 demo|test" >&2

@@ -25,9 +25,11 @@
  *    kind, each result compared with a plain deque; len + room == SLOTS.
  *
  * Concurrency: one owner (the test thread) and K thieves, K = 1, 3, 7 (one
- * Check test each). The owner pushes fresh ids (1-3 a round, and now and
- * then a burst of 1.5 rings' worth), pops the newest, sometimes pops only a
- * named task, and sometimes takes the oldest itself (FIFO mode). When a
+ * Check test each). The owner pushes fresh ids and pops the newest, in
+ * phases that keep its ring full (1-3 pushes a pop) or near empty (0-1
+ * push, 2 pops), with now and then a burst of 1.5 rings' worth; it
+ * sometimes pops only a named task, and sometimes takes the oldest itself
+ * (FIFO mode). When a
  * push finds the ring full it overflows as the runtime does: takes the
  * oldest half of its own ring (those ids count as consumed by the owner,
  * as if moved to the global queue) and pushes again. Each thief owns a
@@ -615,11 +617,22 @@ static void owner_main(struct owner *o, uint64_t budget)
             if (total >= budget)
                 break;
         }
+        /* Phases of 4096 rounds: pushing more than popping keeps the ring
+         * full (overflow, busy), popping more keeps it near empty (the
+         * owner and thieves race for the last tasks). Now and then a burst
+         * of 1.5 rings. */
+        bool draining = (round >> 12) & 1;
         uint64_t x = xorshift(&rng);
-        uint32_t k = (x & 1023) == 0 ? SLOTS + SLOTS / 2 : 1 + (uint32_t)((x >> 10) % 3);
+        uint32_t k = (x & 1023) == 0 ? SLOTS + SLOTS / 2
+                     : draining      ? (uint32_t)((x >> 10) & 1)
+                                     : 1 + (uint32_t)((x >> 10) % 3);
         for (uint32_t j = 0; j < k; j++)
             owner_push(o);
         struct weft__task *t;
+        if (draining && (t = weft__ring_pop_newest(o->r, NULL))) {
+            log_task(&o->log, t);
+            o->ops++;
+        }
         switch ((x >> 16) & 15) {
         case 0: /* FIFO mode: the owner takes its oldest. */
         {

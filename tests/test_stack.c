@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -52,11 +53,15 @@ enum { SLEEPERS = 2000 };
 static long maps_grew;
 static struct weft_stats last_stats; /* taken while every task sleeps */
 
-/* Long enough that none wakes (and hands its stack on) before main counts. */
+static _Atomic int released;
+
+/* Sleeps until main has counted: none exits (and hands its stack on) before. */
 static void *sleep_1ms(void *arg)
 {
     (void)arg;
-    ck_assert_int_eq(weft_sleep(300 * WEFT_MSEC), 0);
+    do
+        CHECK(weft_sleep(WEFT_MSEC) == 0);
+    while (!atomic_load(&released));
     return NULL;
 }
 
@@ -70,6 +75,8 @@ static void *mapping_main(void *arg)
     ck_assert_int_eq(weft_yield(), 0); /* every task is now asleep on its stack */
     maps_grew = count_mappings() - before;
     ck_assert_int_eq(weft_stats_get(&last_stats), 0);
+    atomic_store(&released, 1);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
     for (int i = 0; i < SLEEPERS; i++)
         ck_assert_int_eq(weft_join(t[i], NULL), 0);
     return NULL;

@@ -7,6 +7,7 @@
 #define WEFT_TEST_UTIL_H
 
 #include <check.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,18 @@ static inline int run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/* For checks inside hot task bodies: Check's ck_assert writes to a pipe
+ * on every call (it records the location), which would make a stress test
+ * measure system calls. CHECK counts failures instead; the test asserts
+ * CHECK_FAILURES() == 0 at the end, and the first failure is printed. */
+static _Atomic unsigned long check_failures __attribute__((unused));
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond) && atomic_fetch_add(&check_failures, 1) == 0)                                 \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+    } while (0)
+#define CHECK_FAILURES() atomic_load(&check_failures)
 
 #define IPTR(x) ((void *)(intptr_t)(x))
 #define PINT(p) ((intptr_t)(p))
