@@ -614,6 +614,11 @@ static void first_run(struct weft__worker *w, struct weft__task *t)
     if (!t->stack)
         weft__panic("no memory or mapping left for a %zu-byte stack (task \"%s\", id %llu)", size,
                     t->name, (unsigned long long)t->id);
+#ifdef WEFT_ASAN
+    /* A reused stack may still carry the poison of frames its last task
+     * left when it switched away for good. */
+    __asan_unpoison_memory_region(t->stack->lo, t->stack->size);
+#endif
     weft__fiber_make(&t->fiber, t->stack->lo, t->stack->size, task_entry);
     t->fib = &t->fiber;
     WEFT_CNT_ADD(w->n.started, 1);
