@@ -59,6 +59,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "ring.h"
 #include "util.h"
@@ -556,6 +557,12 @@ static void *thief_main(void *arg)
             idle = 0;
             continue;
         }
+        uint32_t len = weft__ring_len(own);
+        if (len > SLOTS) {
+            snprintf(me->failure, sizeof me->failure, "thief %d: its own ring's len is %u",
+                     me->idx, len);
+            return NULL;
+        }
         if (atomic_load_explicit(&run.owner_done, memory_order_acquire) && all_rings_empty() &&
             weft__ring_len(own) == 0)
             break;
@@ -584,9 +591,18 @@ static void owner_push(struct owner *o)
 {
     struct weft__task *buf[WEFT_RING_SLOTS / 2];
     struct weft__task *t = fake(o->next++);
-    unsigned spins = 0;
+    unsigned spins = 0, empties = 0;
     while (!weft__ring_push(o->r, t)) {
         int n = weft__ring_take_oldest(o->r, buf, SLOTS / 2, true);
+        /* Once is a race (a thief emptied the ring between the two calls,
+         * and the next push succeeds); a thousand times is a broken ring. */
+        if (n == WEFT_RING_EMPTY && ++empties == 1000) {
+            snprintf(o->failure, sizeof o->failure,
+                     "owner: push fails on a full ring that take_oldest calls empty "
+                     "(len %u, room %u)",
+                     weft__ring_len(o->r), weft__ring_room(o->r));
+            return;
+        }
         if (n > 0) {
             for (int j = 0; j < n; j++)
                 log_task(&o->log, buf[j]);
@@ -611,11 +627,16 @@ static void owner_main(struct owner *o, uint64_t budget)
     uint64_t rng = 0x2545f4914f6cdd1dULL;
     for (uint64_t round = 0;; round++) {
         if ((round & 255) == 0) {
-            uint64_t total = o->ops;
+            uint64_t thieves = 0;
             for (int i = 0; i < run.k; i++)
-                total += atomic_load_explicit(&run.thieves[i].ops, memory_order_relaxed);
-            if (total >= budget)
+                thieves += atomic_load_explicit(&run.thieves[i].ops, memory_order_relaxed);
+            if (o->ops + thieves >= budget || o->failure[0])
                 break;
+            /* Alone on a core the owner would spend the budget by itself:
+             * while the thieves have done less than a quarter of the
+             * operations, give them the CPU now and then. */
+            if (thieves * 3 < o->ops)
+                sched_yield();
         }
         /* Phases of 4096 rounds: pushing more than popping keeps the ring
          * full (overflow, busy), popping more keeps it near empty (the
@@ -629,10 +650,6 @@ static void owner_main(struct owner *o, uint64_t budget)
         for (uint32_t j = 0; j < k; j++)
             owner_push(o);
         struct weft__task *t;
-        if (draining && (t = weft__ring_pop_newest(o->r, NULL))) {
-            log_task(&o->log, t);
-            o->ops++;
-        }
         switch ((x >> 16) & 15) {
         case 0: /* FIFO mode: the owner takes its oldest. */
         {
@@ -677,6 +694,10 @@ static void owner_main(struct owner *o, uint64_t budget)
                 log_task(&o->log, t);
                 o->ops++;
             }
+        }
+        if (draining && (t = weft__ring_pop_newest(o->r, NULL))) {
+            log_task(&o->log, t);
+            o->ops++;
         }
     }
 }
@@ -767,12 +788,28 @@ static void stress(int k)
         o.ops++;
     }
     atomic_store_explicit(&run.owner_done, true, memory_order_release);
+    ck_assert_msg(o.failure[0] == '\0', "%s", o.failure);
 
     struct counts sum = o.n;
     uint64_t ops = o.ops;
     for (int i = 0; i < k; i++) {
         struct thief *th = &run.thieves[i];
-        ck_assert_int_eq(pthread_join(th->thread, NULL), 0);
+        /* At most (k + 1) * SLOTS tasks were left when the owner finished:
+         * a thief still running a minute later is stuck on a broken ring
+         * (it fails here, with the rings' state, not at the watchdog). */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 60;
+        int rc = pthread_timedjoin_np(th->thread, NULL, &deadline);
+        if (rc != 0) {
+            char lens[200];
+            int at = snprintf(lens, sizeof lens, "owner %u", weft__ring_len(o.r));
+            for (int j = 0; j < k && at < (int)sizeof lens; j++)
+                at += snprintf(lens + at, sizeof lens - (size_t)at, ", thief %d %u", j,
+                               weft__ring_len(&run.thieves[j].ring));
+            ck_abort_msg("thief %d not done 60 s after the owner (%s); rings' len: %s", i,
+                         th->failure[0] ? th->failure : "no failure recorded", lens);
+        }
         ck_assert_msg(th->failure[0] == '\0', "%s", th->failure);
         ck_assert_uint_eq(weft__ring_len(&th->ring), 0);
         ops += atomic_load(&th->ops);
@@ -781,7 +818,6 @@ static void stress(int k)
         sum.from_thieves += th->n.from_thieves;
         sum.busy += th->n.busy;
     }
-    ck_assert_msg(o.failure[0] == '\0', "%s", o.failure);
     ck_assert_uint_eq(weft__ring_len(o.r), 0);
     printf("stress_ring: slots %u, %d thieves: %llu ops, %u ids; %lu steals (%lu tasks, %lu "
            "from thieves' rings), %lu overflows (%lu tasks), %lu fifo takes, %lu only-pops, "
