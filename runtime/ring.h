@@ -74,8 +74,8 @@ static inline void weft__ring_init(struct weft__ring *r)
         atomic_init(&r->slot[i], NULL);
 }
 
-/* Tasks in the ring, including any being stolen; exact for the owner when
- * no steal is in progress, a snapshot for anyone else. Any thread. */
+/* Ready tasks in the ring (not counting any a thief has booked); exact for
+ * the owner, a snapshot for anyone else. Any thread. */
 static inline uint32_t weft__ring_len(struct weft__ring *r)
 {
     uint64_t pb = atomic_load_explicit(&r->pops_booked, WEFT__ACQ);
@@ -126,10 +126,10 @@ static inline struct weft__task *weft__ring_pop_newest(struct weft__ring *r,
 /* Outcome of weft__ring_book. */
 enum { WEFT_RING_EMPTY = 0, WEFT_RING_BUSY = -1 };
 
-/* Books up to `max` of the oldest tasks of r (half of them when `half`,
- * else one), copies them to out[] and releases the slots. Returns how many
- * (at least 1), WEFT_RING_EMPTY, or WEFT_RING_BUSY when another steal is in
- * progress. The owner may use it on its own ring to take the oldest. Any
+/* Books up to `max` (at least 1) of the oldest tasks of r (half of them
+ * when `half`, else one), copies them to out[] and releases the slots.
+ * Returns how many (at least 1), WEFT_RING_EMPTY, or WEFT_RING_BUSY when
+ * another steal is in progress. The owner may use it on its own ring to take the oldest. Any
  * worker. */
 static inline int weft__ring_take_oldest(struct weft__ring *r, struct weft__task **out, uint32_t max,
                                          bool half)
@@ -145,8 +145,14 @@ static inline int weft__ring_take_oldest(struct weft__ring *r, struct weft__task
         /* Acquire: the tasks pushed before `pushes` are visible. */
         uint32_t tail = atomic_load_explicit(&r->pushes, WEFT__ACQ) - pops;
         uint32_t avail = tail - booked;
-        /* A stale pb can make avail look huge; the CAS below then fails. */
-        if (avail == 0 || avail > WEFT_RING_SLOTS)
+        if (avail > WEFT_RING_SLOTS) {
+            /* The owner popped and pushed between our two loads: the count
+             * is meaningless, not empty. Look again. */
+            pb = atomic_load_explicit(&r->pops_booked, WEFT__ACQ);
+            head = atomic_load_explicit(&r->head, WEFT__ACQ);
+            continue;
+        }
+        if (avail == 0)
             return WEFT_RING_EMPTY;
         n = half ? avail - avail / 2 : 1;
         if (n > max)

@@ -27,26 +27,40 @@
  * Concurrency: one owner (the test thread) and K thieves, K = 1, 3, 7 (one
  * Check test each). The owner pushes fresh ids and pops the newest, in
  * phases that keep its ring full (1-3 pushes a pop) or near empty (0-1
- * push, 2 pops), with now and then a burst of 1.5 rings' worth; it
- * sometimes pops only a named task, and sometimes takes the oldest itself
- * (FIFO mode). When a
- * push finds the ring full it overflows as the runtime does: takes the
- * oldest half of its own ring (those ids count as consumed by the owner,
- * as if moved to the global queue) and pushes again. Each thief owns a
- * ring too: it steals from the owner's ring or another thief's ring with
+ * push, 2 pops: owner and thieves race for the last tasks), with now and
+ * then a burst of 1.5 rings' worth; it sometimes pops only a named task
+ * (the one just pushed may be popped, the one before it never), and
+ * sometimes takes the oldest itself (FIFO mode). When a push finds the
+ * ring full it overflows as the runtime does: takes the oldest half of its
+ * own ring (those ids count as consumed by the owner, as if moved to the
+ * global queue) and pushes again. Each thief owns a ring too: it scans the
+ * owner's ring and the other thieves' rings from a random one with
  * take_oldest (max = its room; half on even thieves, one on odd ones),
- * push_many's the batch into its own ring and pops from there, sometimes
- * stealing again before its ring is empty so that thieves' rings hold work
- * for other thieves. WEFT_RING_BUSY is retried later. Every pop and
- * take_oldest that ends a task's journey logs its id in the consumer's own
- * log; at the end every id pushed must appear in all the logs together
- * exactly once (none lost, none duplicated, no pointer that was never
- * pushed). A run's operations are every push (push_many counts one per
- * task), every pop that returns a task and every take_oldest that returns
- * a batch, by all threads together: 100,000,000 per K in a release build
- * (about 45 million ids each), 10,000,000 per K when WEFT_TEST_SCALE is set
- * (sanitizer builds: TSan sets 200, ASan 10; the ring is cheap enough that
- * scaled() would shrink it below the issue's 10,000,000).
+ * push_many's the batch into its own ring and pops from there, and half
+ * the time steals again before its ring is empty, so that thieves' rings
+ * hold work for other thieves. WEFT_RING_BUSY is retried later. Every pop
+ * and take_oldest that ends a task's journey logs its id in the consumer's
+ * own log; at the end every id pushed must be in the logs together exactly
+ * once (none lost, none duplicated, no pointer that was never pushed).
+ *
+ * A run's operations are every push (push_many counts one per task), every
+ * pop that returns a task and every take_oldest that returns a batch, by
+ * all threads together: 100,000,000 per K in a release build (35 to 55
+ * million ids; 5 to 20 s for the three K on 2 cores), 10,000,000 per K
+ * when WEFT_TEST_SCALE is set (sanitizer builds: TSan sets 200, ASan 10;
+ * the ring is cheap enough that scaled() would shrink it below the issue's
+ * 10,000,000). The owner alone could spend the budget while the thieves
+ * wait for a core, so it yields while they have done less than a quarter
+ * of it. How many steals, overflows and busy answers a run sees depends on
+ * the scheduler: they are printed, not asserted (beyond "some steals").
+ *
+ * A broken ring fails with its counters in the message rather than hang:
+ * a full ring that stays busy for a minute, a push that keeps failing on a
+ * ring take_oldest calls empty, a ring claiming more than SLOTS tasks, a
+ * thief not done a minute after the owner. Each failure mode was checked
+ * against a mutated ring.h (a steal or a pop that stores instead of
+ * compare-and-swapping, head released before the copy, no busy check, an
+ * overfilling push): every K at both sizes fails.
  *
  * tests/CMakeLists.txt also builds this file as stress_ring_small with
  * WEFT_RING_SLOTS=4, where the full-ring, overflow and busy paths run all
@@ -468,6 +482,23 @@ struct counts {
     unsigned long steals, stolen, from_thieves, busy, overflows, overflowed, fifo, only_pops;
 };
 
+/* The ring's counters, for failure messages. */
+static const char *ring_state(struct weft__ring *r)
+{
+    static _Thread_local char buf[128];
+    uint64_t pb = atomic_load(&r->pops_booked);
+    snprintf(buf, sizeof buf, "pushes %u, pops %u, booked %u, head %u", atomic_load(&r->pushes),
+             (uint32_t)(pb >> 32), (uint32_t)pb, atomic_load(&r->head));
+    return buf;
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* A thief owns a ring, which other thieves steal from in turn. */
 struct thief {
     struct weft__ring ring; /* first: keeps its 64-byte alignment */
@@ -478,7 +509,7 @@ struct thief {
     uint64_t rng;
     struct idlog log;
     struct counts n;
-    char failure[160];
+    char failure[320];
 };
 
 static struct {
@@ -514,13 +545,21 @@ static void *thief_main(void *arg)
     struct weft__task *buf[WEFT_RING_SLOTS];
     uint64_t ops = 0;
     unsigned idle = 0;
-    for (;;) {
+    for (uint64_t iter = 0;; iter++) {
+        /* A broken ring can claim billions of tasks: stop before the log
+         * eats the memory. */
+        uint32_t len = weft__ring_len(own), room = weft__ring_room(own);
+        if ((iter % 1024 == 0 && len > SLOTS) || room > SLOTS) {
+            snprintf(me->failure, sizeof me->failure,
+                     "thief %d: its own ring holds %u, room %u (%s)", me->idx, len, room,
+                     ring_state(own));
+            return NULL;
+        }
         uint64_t x = xorshift(&me->rng);
         bool progress = false;
         /* Steal when out of work, and now and then before, so that this
          * ring holds stolen work for other thieves to steal. */
-        uint32_t room = weft__ring_room(own);
-        if (room > 0 && (weft__ring_len(own) == 0 || (x & 0x100) == 0)) {
+        if (room > 0 && (len == 0 || (x & 0x100) == 0)) {
             /* Scan the others from a random one, as a runtime's thief does,
              * until one has work. */
             int first = (int)((x >> 16) % (uint64_t)run.k);
@@ -557,12 +596,6 @@ static void *thief_main(void *arg)
             idle = 0;
             continue;
         }
-        uint32_t len = weft__ring_len(own);
-        if (len > SLOTS) {
-            snprintf(me->failure, sizeof me->failure, "thief %d: its own ring's len is %u",
-                     me->idx, len);
-            return NULL;
-        }
         if (atomic_load_explicit(&run.owner_done, memory_order_acquire) && all_rings_empty() &&
             weft__ring_len(own) == 0)
             break;
@@ -582,43 +615,57 @@ struct owner {
     struct counts n;
     uint64_t ops;
     uint32_t next;
-    char failure[160];
+    char failure[320];
 };
 
 /* Pushes the next id; on a full ring overflows as the runtime does (the
- * oldest half leaves, here into the owner's log) and pushes again. */
-static void owner_push(struct owner *o)
+ * oldest half leaves, here into the owner's log) and pushes again. False
+ * when the ring is broken (o->failure says how). */
+static bool owner_push(struct owner *o)
 {
     struct weft__task *buf[WEFT_RING_SLOTS / 2];
     struct weft__task *t = fake(o->next++);
     unsigned spins = 0, empties = 0;
-    while (!weft__ring_push(o->r, t)) {
+    double since = 0;
+    for (unsigned long tries = 1; !weft__ring_push(o->r, t); tries++) {
         int n = weft__ring_take_oldest(o->r, buf, SLOTS / 2, true);
-        /* Once is a race (a thief emptied the ring between the two calls,
-         * and the next push succeeds); a thousand times is a broken ring. */
-        if (n == WEFT_RING_EMPTY && ++empties == 1000) {
-            snprintf(o->failure, sizeof o->failure,
-                     "owner: push fails on a full ring that take_oldest calls empty "
-                     "(len %u, room %u)",
-                     weft__ring_len(o->r), weft__ring_room(o->r));
-            return;
-        }
         if (n > 0) {
             for (int j = 0; j < n; j++)
                 log_task(&o->log, buf[j]);
             o->ops++;
             o->n.overflows++;
             o->n.overflowed += (unsigned long)n;
-        } else {
-            /* A thief is copying out of the full ring: wait for it. */
-            o->n.busy += n == WEFT_RING_BUSY;
-            if (++spins >= 8) {
-                spins = 0;
-                sched_yield();
+            continue;
+        }
+        /* EMPTY once is a race (a thief emptied the ring between the two
+         * calls, and the next push succeeds); a thousand times is a broken
+         * ring. */
+        if (n == WEFT_RING_EMPTY && ++empties == 1000) {
+            snprintf(o->failure, sizeof o->failure,
+                     "owner: push fails on a ring that take_oldest calls empty (%s)",
+                     ring_state(o->r));
+            return false;
+        }
+        /* BUSY: a thief is copying out of the full ring; wait for it. For a
+         * minute it is a booking that is never released. */
+        o->n.busy += n == WEFT_RING_BUSY;
+        if (++spins >= 8) {
+            spins = 0;
+            sched_yield();
+        }
+        if (tries % 1024 == 0) {
+            double now = seconds();
+            if (since == 0) {
+                since = now;
+            } else if (now - since > 60) {
+                snprintf(o->failure, sizeof o->failure,
+                         "owner: full ring busy for a minute (%s)", ring_state(o->r));
+                return false;
             }
         }
     }
     o->ops++;
+    return true;
 }
 
 static void owner_main(struct owner *o, uint64_t budget)
@@ -630,8 +677,13 @@ static void owner_main(struct owner *o, uint64_t budget)
             uint64_t thieves = 0;
             for (int i = 0; i < run.k; i++)
                 thieves += atomic_load_explicit(&run.thieves[i].ops, memory_order_relaxed);
-            if (o->ops + thieves >= budget || o->failure[0])
+            if (o->ops + thieves >= budget)
                 break;
+            if (weft__ring_len(o->r) > SLOTS) {
+                snprintf(o->failure, sizeof o->failure, "owner: its ring holds %u (%s)",
+                         weft__ring_len(o->r), ring_state(o->r));
+                return;
+            }
             /* Alone on a core the owner would spend the budget by itself:
              * while the thieves have done less than a quarter of the
              * operations, give them the CPU now and then. */
@@ -648,7 +700,8 @@ static void owner_main(struct owner *o, uint64_t budget)
                      : draining      ? (uint32_t)((x >> 10) & 1)
                                      : 1 + (uint32_t)((x >> 10) % 3);
         for (uint32_t j = 0; j < k; j++)
-            owner_push(o);
+            if (!owner_push(o))
+                return;
         struct weft__task *t;
         switch ((x >> 16) & 15) {
         case 0: /* FIFO mode: the owner takes its oldest. */
@@ -783,31 +836,35 @@ static void stress(int k)
     owner_main(&o, stress_ops());
     /* Drain: what no thief took is the owner's. */
     struct weft__task *t;
-    while ((t = weft__ring_pop_newest(o.r, NULL))) {
+    uint32_t drained = 0;
+    while (drained <= SLOTS && (t = weft__ring_pop_newest(o.r, NULL))) {
         log_task(&o.log, t);
         o.ops++;
+        drained++;
     }
-    atomic_store_explicit(&run.owner_done, true, memory_order_release);
     ck_assert_msg(o.failure[0] == '\0', "%s", o.failure);
+    ck_assert_msg(drained <= SLOTS, "owner popped more than %u tasks at the end (%s)", SLOTS,
+                  ring_state(o.r));
+    atomic_store_explicit(&run.owner_done, true, memory_order_release);
 
     struct counts sum = o.n;
     uint64_t ops = o.ops;
+    /* At most (k + 1) * SLOTS tasks were left when the owner finished: a
+     * thief still running a minute later is stuck on a broken ring (it
+     * fails here, with the rings' state, not at the watchdog). */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 60;
     for (int i = 0; i < k; i++) {
         struct thief *th = &run.thieves[i];
-        /* At most (k + 1) * SLOTS tasks were left when the owner finished:
-         * a thief still running a minute later is stuck on a broken ring
-         * (it fails here, with the rings' state, not at the watchdog). */
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 60;
         int rc = pthread_timedjoin_np(th->thread, NULL, &deadline);
         if (rc != 0) {
-            char lens[200];
-            int at = snprintf(lens, sizeof lens, "owner %u", weft__ring_len(o.r));
+            char lens[300];
+            int at = snprintf(lens, sizeof lens, "owner's (%s)", ring_state(o.r));
             for (int j = 0; j < k && at < (int)sizeof lens; j++)
-                at += snprintf(lens + at, sizeof lens - (size_t)at, ", thief %d %u", j,
+                at += snprintf(lens + at, sizeof lens - (size_t)at, ", thief %d's len %u", j,
                                weft__ring_len(&run.thieves[j].ring));
-            ck_abort_msg("thief %d not done 60 s after the owner (%s); rings' len: %s", i,
+            ck_abort_msg("thief %d not done 60 s after the owner (%s); rings: %s", i,
                          th->failure[0] ? th->failure : "no failure recorded", lens);
         }
         ck_assert_msg(th->failure[0] == '\0', "%s", th->failure);
