@@ -212,18 +212,25 @@ fail_map:
     return NULL;
 }
 
+/* The class of `size` in the array *cls of *n classes, appended (empty)
+ * if missing; NULL when out of memory. */
+static struct weft__stack_class *find_class(struct weft__stack_class **cls, size_t *n, size_t size)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*cls)[i].size == size)
+            return &(*cls)[i];
+    struct weft__stack_class *a = weft__realloc(*cls, *n * sizeof *a, (*n + 1) * sizeof *a);
+    if (!a)
+        return NULL;
+    *cls = a;
+    memset(&a[*n], 0, sizeof a[0]);
+    a[*n].size = size;
+    return &a[(*n)++];
+}
+
 static struct weft__stack_class *class_of(struct weft__stack_cache *c, size_t size)
 {
-    for (size_t i = 0; i < c->ncls; i++)
-        if (c->cls[i].size == size)
-            return &c->cls[i];
-    struct weft__stack_class *n = weft__realloc(c->cls, c->ncls * sizeof *n, (c->ncls + 1) * sizeof *n);
-    if (!n)
-        return NULL;
-    c->cls = n;
-    memset(&n[c->ncls], 0, sizeof n[0]);
-    n[c->ncls].size = size;
-    return &n[c->ncls++];
+    return find_class(&c->cls, &c->ncls, size);
 }
 
 void weft__stack_cache_init(struct weft__stack_cache *c)
@@ -253,17 +260,7 @@ static struct weft__stack *pop(struct weft__stack **list, uint64_t *n)
 /* The pool's spare class of `size`, created if needed. Under p->lock. */
 static struct weft__stack_class *spare_of(struct weft__stack_pool *p, size_t size)
 {
-    for (size_t i = 0; i < p->nspare_cls; i++)
-        if (p->spare[i].size == size)
-            return &p->spare[i];
-    struct weft__stack_class *n =
-        weft__realloc(p->spare, p->nspare_cls * sizeof *n, (p->nspare_cls + 1) * sizeof *n);
-    if (!n)
-        return NULL;
-    p->spare = n;
-    memset(&n[p->nspare_cls], 0, sizeof n[0]);
-    n[p->nspare_cls].size = size;
-    return &n[p->nspare_cls++];
+    return find_class(&p->spare, &p->nspare_cls, size);
 }
 
 /* Moves up to `count` stacks from list `from` to list `to`. */

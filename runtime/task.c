@@ -300,16 +300,6 @@ static int over_budget(struct weft__runtime *rt, uint64_t live)
     return -ENOMEM;
 }
 
-static uint64_t live_estimate(const struct weft__runtime *rt)
-{
-    uint64_t finished = 0, spawned = atomic_load(&rt->ext_spawned);
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        finished += WEFT_CNT(rt->workers[i].n.finished);
-        spawned += WEFT_CNT(rt->workers[i].n.spawned);
-    }
-    return spawned > finished ? spawned - finished : 0;
-}
-
 int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_task_opts *opts)
 {
     struct weft__runtime *rt = weft__rt;
@@ -324,7 +314,7 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
         (opts->stack_size < WEFT_STACK_MIN || opts->stack_size > WEFT_STACK_MAX))
         return -EINVAL;
     if (rt->stacks.mode == WEFT_GUARD_MPROTECT) {
-        uint64_t live = live_estimate(rt);
+        uint64_t live = weft__live_tasks(rt);
         if (live >= rt->stacks.budget)
             return over_budget(rt, live);
     }
@@ -343,6 +333,13 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
 int weft_spawn(weft_task **out, weft_fn fn, void *arg)
 {
     return weft_spawn_opts(out, fn, arg, NULL);
+}
+
+/* Why a join or detach could not claim a task whose join word is x (not 0,
+ * not DONE): it is detached, or someone else joins it. */
+static int claim_refused(uintptr_t x)
+{
+    return x == WEFT_J_DETACHED ? -EINVAL : -EBUSY;
 }
 
 /* Whether self joining t closes a cycle of joins: self's waits_on is
@@ -404,17 +401,13 @@ int weft_join(weft_task *h, void **result)
     uintptr_t x = atomic_load_explicit(&t->join, memory_order_acquire);
     bool was_done = x == WEFT_J_DONE;
     if (!was_done) {
-        if (x == WEFT_J_DETACHED)
-            return -EINVAL;
         if (x != 0)
-            return -EBUSY;
+            return claim_refused(x);
         uintptr_t mine = (uintptr_t)self | WEFT_J_PENDING;
         if (!atomic_compare_exchange_strong_explicit(&t->join, &x, mine, memory_order_acq_rel,
                                                      memory_order_acquire)) {
-            if (x == WEFT_J_DETACHED)
-                return -EINVAL;
             if (x != WEFT_J_DONE)
-                return -EBUSY;
+                return claim_refused(x);
             was_done = true;
         } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW &&
                    may_inline(w, self, t) && weft__ring_pop_newest(&w->ring, t) == t) {
@@ -453,10 +446,8 @@ static int join_from_thread(struct weft__task *t, void **result)
     bool was_done = false;
     if (!atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)&e | WEFT_J_EXT,
                                                  memory_order_acq_rel, memory_order_acquire)) {
-        if (x == WEFT_J_DETACHED)
-            return -EINVAL;
         if (x != WEFT_J_DONE)
-            return -EBUSY;
+            return claim_refused(x);
         was_done = true;
     }
     while (!was_done && atomic_load_explicit(&e.done, memory_order_acquire) == 0)
@@ -486,10 +477,8 @@ int weft_detach(weft_task *h)
     if (atomic_compare_exchange_strong_explicit(&t->join, &x, WEFT_J_DETACHED,
                                                 memory_order_acq_rel, memory_order_acquire))
         return 0;
-    if (x == WEFT_J_DETACHED)
-        return -EINVAL;
     if (x != WEFT_J_DONE)
-        return -EBUSY;
+        return claim_refused(x);
     if (w)
         WEFT_CNT_ADD(w->n.unreleased, (uint64_t)-1);
     else

@@ -167,8 +167,10 @@ static void wake(struct weft__worker *w)
     futex(&w->park_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
-/* Wakes one parked worker, which comes up searching. Any thread. */
-static void unpark_one(struct weft__runtime *rt)
+/* Takes a parked worker off the idle stack and wakes it, counted as
+ * searching (it comes up looking for work). Returns false when none was
+ * parked. Any thread. */
+static bool unpark_one(struct weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->idle_lock);
     struct weft__worker *w = rt->idle;
@@ -179,22 +181,13 @@ static void unpark_one(struct weft__runtime *rt)
     pthread_mutex_unlock(&rt->idle_lock);
     if (w)
         wake(w);
+    return w != NULL;
 }
 
 void weft__worker_wake_all(struct weft__runtime *rt)
 {
-    for (;;) {
-        pthread_mutex_lock(&rt->idle_lock);
-        struct weft__worker *w = rt->idle;
-        if (w) {
-            unlist(rt, w);
-            atomic_fetch_add(&rt->nsearching, 1);
-        }
-        pthread_mutex_unlock(&rt->idle_lock);
-        if (!w)
-            return;
-        wake(w);
-    }
+    while (unpark_one(rt))
+        ;
 }
 
 /* Work was just made runnable: wake a parked worker if none is searching. */
@@ -240,9 +233,7 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
 void weft__worker_inject(struct weft__runtime *rt, struct weft__task *t)
 {
     weft__inject_push(&rt->inject, t, t, 1);
-    fence_full();
-    if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed) == 0)
-        unpark_one(rt);
+    notify(rt);
 }
 
 /* A share of the injection queue: one task to run, the rest into the ring. */
@@ -450,7 +441,7 @@ static bool work_anywhere(struct weft__runtime *rt)
     return false;
 }
 
-static uint64_t live_tasks(const struct weft__runtime *rt)
+uint64_t weft__live_tasks(const struct weft__runtime *rt)
 {
     uint64_t finished = 0, spawned = 0;
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -458,7 +449,7 @@ static uint64_t live_tasks(const struct weft__runtime *rt)
     for (unsigned i = 0; i < rt->nworkers; i++)
         spawned += atomic_load_explicit(&rt->workers[i].n.spawned, memory_order_acquire);
     spawned += atomic_load_explicit(&rt->ext_spawned, memory_order_acquire);
-    return spawned - finished;
+    return spawned > finished ? spawned - finished : 0;
 }
 
 static const char *wait_name(const struct weft__task *t)
@@ -502,7 +493,7 @@ static bool decide_end(struct weft__runtime *rt)
     bool may_end = !rt->embedded || atomic_load(&rt->stopping);
     if (!may_end)
         return false;
-    uint64_t live = live_tasks(rt);
+    uint64_t live = weft__live_tasks(rt);
     if (live != 0) {
         for (unsigned i = 0; i < rt->nworkers; i++)
             if (atomic_load_explicit(&rt->workers[i].ntimers, memory_order_relaxed))
@@ -549,14 +540,15 @@ static void park(struct weft__worker *w)
         }
     }
     pthread_mutex_lock(&rt->idle_lock);
-    if (!unlist(rt, w) && !ending) {
-        /* Someone woke us and counted us searching. */
-        w->searching = true;
-        WEFT_CNT_ADD(w->n.unparks, 1);
-    } else if (ending && !w->idle_listed) {
-        /* wake_all took us off the stack and counted us searching */
-    }
+    bool was_listed = unlist(rt, w);
     pthread_mutex_unlock(&rt->idle_lock);
+    if (!was_listed) {
+        /* Someone (unpark_one, or wake_all at the end) took us off the
+         * stack and counted us searching. */
+        w->searching = true;
+        if (!ending)
+            WEFT_CNT_ADD(w->n.unparks, 1);
+    }
 }
 
 /* ---- switching ------------------------------------------------------ */

@@ -129,6 +129,11 @@ int weft__worker_loop(struct weft__worker *w);
 /* A fresh task id. Owner worker only. */
 uint64_t weft__worker_new_id(struct weft__worker *w);
 
+/* Tasks spawned and not finished. Reads every worker's finished count
+ * before any spawned count, so a task finishing during the read is never
+ * missed as alive. Any thread; exact once every worker is idle. */
+uint64_t weft__live_tasks(const struct weft__runtime *rt);
+
 /* Wakes every parked worker (to stop). Any thread. */
 void weft__worker_wake_all(struct weft__runtime *rt);
 
