@@ -55,3 +55,21 @@ uint32_t weft__inject_pop(struct weft__inject *q, struct weft__task **out, uint3
     pthread_mutex_unlock(&q->lock);
     return n;
 }
+
+bool weft__inject_take(struct weft__inject *q, const struct weft__task *t)
+{
+    if (weft__inject_len(q) == 0)
+        return false;
+    bool took = false;
+    pthread_mutex_lock(&q->lock);
+    if (q->head == t) {
+        q->head = t->next;
+        if (!q->head)
+            q->tail = NULL;
+        atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) - 1,
+                              memory_order_release);
+        took = true;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return took;
+}

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct weft__task;
@@ -27,6 +28,10 @@ void weft__inject_push(struct weft__inject *q, struct weft__task *first, struct 
 /* Removes up to max of the oldest tasks into out[]; returns how many. Any
  * thread. */
 uint32_t weft__inject_pop(struct weft__inject *q, struct weft__task **out, uint32_t max);
+
+/* Removes t if it is the oldest task queued; returns whether it did. Any
+ * thread. */
+bool weft__inject_take(struct weft__inject *q, const struct weft__task *t);
 
 static inline uint64_t weft__inject_len(struct weft__inject *q)
 {

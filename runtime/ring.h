@@ -170,6 +170,27 @@ static inline int weft__ring_take_oldest(struct weft__ring *r, struct weft__task
     return (int)n;
 }
 
+/* Removes the oldest task if it is `t` and no steal is in progress;
+ * returns whether it did. Owner only (a join that runs its child inline). */
+static inline bool weft__ring_take_oldest_if(struct weft__ring *r, const struct weft__task *t)
+{
+    uint64_t pb = atomic_load_explicit(&r->pops_booked, WEFT__ACQ);
+    uint32_t head = atomic_load_explicit(&r->head, WEFT__ACQ);
+    uint32_t pops = (uint32_t)(pb >> 32), booked = (uint32_t)pb;
+    /* The owner's own pushes and pops cannot move under it: tail is exact. */
+    uint32_t tail = atomic_load_explicit(&r->pushes, WEFT__RO) - pops;
+    if (booked != head || tail == booked ||
+        atomic_load_explicit(&r->slot[booked & WEFT_RING_MASK], WEFT__RO) != t)
+        return false;
+    /* Fails if a thief booked meanwhile (then t may be the thief's). */
+    if (!atomic_compare_exchange_strong_explicit(&r->pops_booked, &pb,
+                                                 weft__ring_pack(pops, booked + 1), WEFT__ACQ,
+                                                 WEFT__RO))
+        return false;
+    atomic_store_explicit(&r->head, booked + 1, WEFT__REL);
+    return true;
+}
+
 /* Appends n tasks at the tail in one publication; the caller has checked
  * that they fit (the ring is its own and holds at most SLOTS - n). Owner
  * only. */

@@ -380,6 +380,17 @@ static bool may_inline(const struct weft__worker *w, const struct weft__task *se
     return (size_t)(sp - (char *)self->fib->stack_lo) >= need;
 }
 
+/* Takes the unstarted t off the queue it waits in, if that is the newest
+ * or the oldest end of w's own ring or the head of the injection queue
+ * (where a full ring sends its older half): then nobody else can start it
+ * and the joiner may run it. A join of children in spawn order finds each
+ * one at the oldest end. */
+static bool take_unstarted(struct weft__worker *w, struct weft__task *t)
+{
+    return weft__ring_pop_newest(&w->ring, t) == t || weft__ring_take_oldest_if(&w->ring, t) ||
+           weft__inject_take(&w->rt->inject, t);
+}
+
 static int join_from_thread(struct weft__task *t, void **result);
 
 int weft_join(weft_task *h, void **result)
@@ -410,7 +421,7 @@ int weft_join(weft_task *h, void **result)
                 return claim_refused(x);
             was_done = true;
         } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW &&
-                   may_inline(w, self, t) && weft__ring_pop_newest(&w->ring, t) == t) {
+                   may_inline(w, self, t) && take_unstarted(w, t)) {
             /* An unstarted task joins nobody: no cycle to look for. */
             w = weft__worker_run_inline(w, self, t);
         } else {

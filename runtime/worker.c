@@ -201,14 +201,19 @@ static inline void notify(struct weft__runtime *rt)
 
 /* ---- run queues ----------------------------------------------------- */
 
-/* The ring is full: moves its older half and t to the injection queue. */
+/* The ring is full: moves its older half to the injection queue. */
 static void overflow(struct weft__worker *w, struct weft__task *t)
 {
     struct weft__task *batch[WEFT_RING_SLOTS / 2 + 1];
     int n = weft__ring_take_oldest(&w->ring, batch, WEFT_RING_SLOTS / 2, true);
     if (n < 0)
         n = 0;
-    batch[n++] = t;
+    /* t goes where the half made room, so that the injection queue keeps
+     * the order of spawns and a join in that order finds each child at its
+     * head (task.c). A thief mid-steal (n == 0) leaves no room: then t
+     * follows the batch. */
+    if (n == 0 || !weft__ring_push(&w->ring, t))
+        batch[n++] = t;
     for (int i = 0; i + 1 < n; i++)
         batch[i]->next = batch[i + 1];
     weft__inject_push(&w->rt->inject, batch[0], batch[n - 1], (uint64_t)n);

@@ -17,6 +17,9 @@
  *    spawned; with inline_min = 0 no child ran inline (white-box: the
  *    workers' counters), and on one worker with the default some did, so
  *    both paths were taken.
+ *  - joins_in_spawn_order_run_inline: 3,000 children joined in the order
+ *    they were spawned on 1 worker all run inline (the ring overflows, so
+ *    most are taken from the head of the injection queue), results in order.
  *  - embedding: weft_runtime_start / weft_runtime_stop, from threads that
  *    are not workers: -EBUSY for a second start and for weft_run while it
  *    runs; spawn and join (blocking on a futex) from the calling thread and
@@ -284,6 +287,46 @@ START_TEST(inline_off_and_on_agree)
     uint64_t off1 = run_fib(1, 0, true);
     ck_assert_uint_eq(inlined, 0);
     ck_assert_uint_eq(off1, on);
+}
+END_TEST
+
+/* Joins in spawn order find each child at the oldest end of the ring, or
+ * at the head of the injection queue once the ring has overflowed; on one
+ * worker every one of them runs inline, in order (white-box count). */
+#define ORDERED_N 3000
+
+static void *ret_arg(void *arg)
+{
+    return arg;
+}
+
+static void *ordered_main(void *arg)
+{
+    (void)arg;
+    static weft_task *t[ORDERED_N];
+    for (intptr_t i = 0; i < ORDERED_N; i++)
+        ck_assert_int_eq(weft_spawn(&t[i], ret_arg, IPTR(i)), 0);
+    intptr_t bad = 0;
+    for (intptr_t i = 0; i < ORDERED_N; i++) {
+        void *r = NULL;
+        ck_assert_int_eq(weft_join(t[i], &r), 0);
+        bad += PINT(r) != i;
+    }
+    ck_assert_int_eq(bad, 0);
+    inlined = WEFT_CNT(weft__rt->workers[0].n.inlined);
+    return NULL;
+}
+
+START_TEST(joins_in_spawn_order_run_inline)
+{
+    alarm(WATCHDOG_S);
+    struct weft_config cfg = config_with_workers(1);
+    ck_assert_int_eq(weft_run(&cfg, ordered_main, NULL, NULL), 0);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(inlined, ORDERED_N);
+    struct weft_stats s;
+    ck_assert_int_eq(weft_stats_get(&s), 0);
+    ck_assert_uint_eq(s.tasks_spawned, ORDERED_N + 1);
 }
 END_TEST
 
@@ -653,6 +696,7 @@ static Suite *suite(void)
                         (int)(sizeof conserve_workers / sizeof conserve_workers[0]));
     tcase_add_test(tc, knobs_all_run_every_task);
     tcase_add_test(tc, inline_off_and_on_agree);
+    tcase_add_test(tc, joins_in_spawn_order_run_inline);
     tcase_add_test(tc, embedding);
     tcase_add_test(tc, stop_waits_for_detached_tasks);
     tcase_add_test(tc, join_across_workers_many);

@@ -306,6 +306,9 @@ static void *fifo_main(void *arg)
     weft_task *t[3];
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(weft_spawn(&t[i], log_and_yield, IPTR('a' + i)), 0);
+    /* Yield first: a join would run its unstarted child inline, out of the
+     * queue's order. */
+    ck_assert_int_eq(weft_yield(), 0);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(weft_join(t[i], NULL), 0);
     return NULL;
