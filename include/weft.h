@@ -61,6 +61,9 @@ WEFT_API const char *weft_err_name(int err);
 /* Nanoseconds of CLOCK_MONOTONIC. Any thread; never suspends. */
 WEFT_API uint64_t weft_now(void);
 
+/* Deadlines are absolute times of weft_now(); this one never comes. */
+#define WEFT_NEVER UINT64_MAX
+
 /* ======================================================================
  * Configuration and run
  * ====================================================================== */
@@ -169,14 +172,46 @@ WEFT_API int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg,
                              const struct weft_task_opts *opts);
 
 /* await task: waits until the task has finished, stores its result in
- * *result (if non-NULL) and releases the handle. May suspend. Task context.
- *   -EPERM    called outside a task.
- *   -EINVAL   t is NULL or not a task handle, or the task was detached.
- *   -ESRCH    t no longer names a task: it was joined already, or it was
- *             detached and has finished.
- *   -EDEADLK  t is the calling task.
- *   -EBUSY    another task is already joining t. */
+ * *result (if non-NULL) and releases the handle. May suspend. Task context,
+ * or a thread that is not a worker (it blocks; see weft_runtime_start).
+ *   -EPERM      called outside a task and outside a running runtime.
+ *   -EINVAL     t is NULL or not a task handle, or the task was detached.
+ *   -ESRCH      t no longer names a task: it was joined already, or it was
+ *               detached and has finished.
+ *   -EDEADLK    t is the calling task, or t is (through its own joins)
+ *               waiting for the calling task.
+ *   -EBUSY      another task is already joining t.
+ *   -ECANCELED  the calling task was cancelled while it waited (or before).
+ *               The handle stays valid: t runs on, and may be joined again.
+ *   -ENOMEM     (weft_join_until) the worker's timer heap could not grow. */
 WEFT_API int weft_join(weft_task *t, void **result);
+
+/* weft_join() bounded by an absolute deadline (weft_now() + timeout, or
+ * WEFT_NEVER). Errors as weft_join(), and
+ *   -ETIMEDOUT  the deadline passed first; the handle stays valid and t runs
+ *               on (weft_wait_for() cancels it instead). */
+WEFT_API int weft_join_until(weft_task *t, uint64_t deadline, void **result);
+
+/* task.cancel(): asks t to stop. The wait t is suspended in, or else the
+ * next call of t that would suspend (or weft_checkpoint()), returns
+ * -ECANCELED, once: the request is then used up, as asyncio delivers one
+ * CancelledError. Calls that complete without suspending are unaffected,
+ * and so is code that never suspends. A task that is cancelled before it
+ * starts still runs, and its first suspension returns -ECANCELED. t must
+ * not be joined or detached concurrently with this call. Does not suspend.
+ * Any thread of a running runtime.
+ *   -EPERM     no runtime is running.
+ *   -EINVAL    t is NULL or not a task handle.
+ *   -ESRCH     t no longer names a task.
+ *   -EALREADY  t has finished already (nothing to cancel). */
+WEFT_API int weft_cancel(weft_task *t);
+
+/* A safe point for long computations that do not suspend: returns
+ * -ECANCELED (using the request up) if the calling task has been
+ * cancelled, else 0. (In GIL mode it will also hand the token over when
+ * another task asked for it.) Task context.
+ *   -EPERM  called outside a task. */
+WEFT_API int weft_checkpoint(void);
 
 /* Releases the handle without waiting: the task runs on and its memory is
  * reclaimed when it finishes; its result is dropped. Does not suspend. Task
@@ -189,14 +224,20 @@ WEFT_API int weft_detach(weft_task *t);
 
 /* asyncio.sleep(0): lets every other ready task run once, then continues.
  * Returns 0 at once when no other task is ready. May suspend. Task context.
- *   -EPERM  called outside a task. */
+ *   -EPERM      called outside a task.
+ *   -ECANCELED  the calling task has been cancelled (it does not yield). */
 WEFT_API int weft_yield(void);
 
 /* asyncio.sleep(): suspends the calling task for at least ns nanoseconds
  * (0 behaves as weft_yield()). May suspend. Task context.
- *   -EPERM   called outside a task.
- *   -ENOMEM  the worker's timer heap could not grow. */
+ *   -EPERM      called outside a task.
+ *   -ECANCELED  the calling task was cancelled before or while it slept.
+ *   -ENOMEM     the worker's timer heap could not grow. */
 WEFT_API int weft_sleep(uint64_t ns);
+
+/* weft_sleep() until an absolute deadline of weft_now(); a deadline that has
+ * passed behaves as weft_yield(). Errors as weft_sleep(). */
+WEFT_API int weft_sleep_until(uint64_t deadline);
 
 /* The calling task's handle, or NULL outside a task. Any thread. */
 WEFT_API weft_task *weft_self(void);

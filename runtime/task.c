@@ -58,6 +58,7 @@
 #include "error.h"
 #include "runtime.h"
 #include "stack.h"
+#include "waitq.h"
 #include "worker.h"
 
 #define CHUNK_LEN (1u << WEFT_TASK_CHUNK_BITS)
@@ -102,6 +103,10 @@ static int grow(struct weft__task_table *tt)
     for (uint32_t i = CHUNK_LEN; i-- > 0;) {
         chunk[i].index = base + i;
         atomic_init(&chunk[i].gen, 1);
+        /* Not waiting: a wake word whose outcome is WAITING would let a
+         * canceller ready a task that waits for nothing. */
+        atomic_init(&chunk[i].wake, WEFT_WAKE_WOKEN);
+        chunk[i].heap_idx = UINT32_MAX;
         chunk[i].next = tt->spare;
         tt->spare = &chunk[i];
     }
@@ -200,7 +205,10 @@ static void init_task(struct weft__task *t, weft_fn fn, void *arg, const struct 
     atomic_store_explicit(&t->join, 0, memory_order_relaxed);
     atomic_store_explicit(&t->waits_on, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->state, WEFT_T_NEW, memory_order_relaxed);
+    atomic_store_explicit(&t->cancel, 0, memory_order_relaxed);
     t->wait = WEFT_W_NONE;
+    t->wait_obj = NULL;
+    t->timer_w = NULL;
     t->name[0] = '\0';
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);
@@ -278,9 +286,10 @@ void weft__task_finished(struct weft__worker *w, struct weft__task *t)
     } else if (x & WEFT_J_EXT) {
         ext_wake((struct weft__ext_wait *)(x & ~WEFT_J_TAGS));
     } else if (x) {
-        struct weft__task *j = (struct weft__task *)x;
-        j->wait = WEFT_W_NONE;
-        weft__worker_ready(w, j);
+        /* The joiner's wait may have ended already (cancelled, timed out):
+         * then nobody has the result yet. */
+        if (!weft__wake((struct weft__task *)x, t->join_seq, WEFT_WAKE_WOKEN))
+            WEFT_CNT_ADD(w->n.unreleased, 1);
     } else {
         WEFT_CNT_ADD(w->n.unreleased, 1);
     }
@@ -357,16 +366,33 @@ static int closes_cycle(const struct weft__task *self, const struct weft__task *
     return 0;
 }
 
-/* After the joiner's switch: it waits now, unless t finished meanwhile. */
-static void commit_join(struct weft__worker *w, struct weft__task *self, void *arg)
+/* Last in the joiner's commit: its claim (self|PENDING) becomes a plain
+ * pointer, which the finisher wakes. If t finished meanwhile (DONE), the
+ * joiner wakes itself; if the joiner already gave its claim up (its wait
+ * was cancelled or timed out and it resumed elsewhere: the word is 0 or
+ * another joiner's claim), there is nothing to do. */
+static void publish_join(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg)
 {
     struct weft__task *t = arg;
     uintptr_t x = (uintptr_t)self | WEFT_J_PENDING;
-    if (!atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)self,
-                                                 memory_order_release, memory_order_acquire)) {
-        self->wait = WEFT_W_NONE;
-        weft__worker_ready(w, self);
-    }
+    if (atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)self,
+                                                memory_order_release, memory_order_acquire))
+        return;
+    if (x == WEFT_J_DONE && !weft__wake(self, seq, WEFT_WAKE_WOKEN))
+        WEFT_CNT_ADD(w->n.unreleased, 1);
+}
+
+/* The joiner's wait ended without t's wake-up: gives the claim back unless
+ * t finished meanwhile. Returns whether t is done. */
+static bool unclaim(struct weft__task *t, struct weft__task *self)
+{
+    uintptr_t x = (uintptr_t)self | WEFT_J_PENDING;
+    if (atomic_compare_exchange_strong(&t->join, &x, 0))
+        return false;
+    x = (uintptr_t)self;
+    if (atomic_compare_exchange_strong(&t->join, &x, 0))
+        return false;
+    return x == WEFT_J_DONE;
 }
 
 /* Whether the running task may run the unstarted t on its own stack. */
@@ -393,7 +419,27 @@ static bool take_unstarted(struct weft__worker *w, struct weft__task *t)
 
 static int join_from_thread(struct weft__task *t, void **result);
 
-int weft_join(weft_task *h, void **result)
+/* Blocks self until t (claimed: self|PENDING) finishes, the deadline
+ * passes or self is cancelled. Returns 0 when t is done, else -ETIMEDOUT,
+ * -ECANCELED or -ENOMEM with the claim given back. */
+static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t deadline)
+{
+    uint64_t seq = weft__wait_seq(self);
+    /* Before the claim is published: the finisher reads it after the
+     * exchange that pairs with publish_join's release. */
+    t->join_seq = seq;
+    atomic_store(&self->waits_on, t);
+    int how = weft__wait_publish(self, seq, deadline, WEFT_W_JOIN, t, false, publish_join, t);
+    atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
+    if (how != WEFT_WAKE_WOKEN) {
+        /* If t finished after all, its wake-up lost the race and the
+         * finisher counted it unreleased: a later join gets the result. */
+        (void)unclaim(t, self);
+    }
+    return weft__wait_error(self, how);
+}
+
+static int join_impl(weft_task *h, uint64_t deadline, void **result)
 {
     if (!weft__rt)
         return -EPERM;
@@ -420,23 +466,30 @@ int weft_join(weft_task *h, void **result)
             if (x != WEFT_J_DONE)
                 return claim_refused(x);
             was_done = true;
-        } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW &&
+        } else if (deadline == WEFT__NEVER &&
+                   atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW &&
                    may_inline(w, self, t) && take_unstarted(w, t)) {
             /* An unstarted task joins nobody: no cycle to look for. */
             w = weft__worker_run_inline(w, self, t);
         } else {
             atomic_store(&self->waits_on, t);
-            if (closes_cycle(self, t)) {
-                atomic_store(&self->waits_on, NULL);
-                /* Give the claim back, unless t finished meanwhile. */
+            bool cycle = closes_cycle(self, t);
+            atomic_store(&self->waits_on, NULL);
+            err = cycle ? -EDEADLK : weft__wait_check(self, deadline);
+            if (err < 0) {
+                /* Give the claim back, unless t finished meanwhile: then
+                 * the join is done after all (the finisher saw the claim
+                 * and left the wake-up to this joiner), and a cancellation
+                 * just taken stays pending. */
                 if (atomic_compare_exchange_strong(&t->join, &mine, 0))
-                    return -EDEADLK;
-                was_done = true;
+                    return err;
+                if (err == -ECANCELED)
+                    atomic_store(&self->cancel, 1);
             } else {
-                atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
-                self->wait = WEFT_W_JOIN;
-                w = weft__worker_suspend(w, self, commit_join, t);
-                atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
+                err = join_wait(self, t, deadline);
+                if (err < 0)
+                    return err;
+                w = self->worker; /* it may have resumed elsewhere */
             }
         }
     }
@@ -445,6 +498,36 @@ int weft_join(weft_task *h, void **result)
     if (result)
         *result = t->result;
     weft__task_free(w, t);
+    return 0;
+}
+
+int weft_join(weft_task *h, void **result)
+{
+    return join_impl(h, WEFT__NEVER, result);
+}
+
+int weft_join_until(weft_task *h, uint64_t deadline, void **result)
+{
+    return join_impl(h, deadline, result);
+}
+
+int weft_cancel(weft_task *h)
+{
+    if (!weft__rt)
+        return -EPERM;
+    int err = -EINVAL;
+    struct weft__task *t = weft__task_lookup(h, &err);
+    if (!t)
+        return err;
+    uint8_t st = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (st == WEFT_T_EXITED || st == WEFT_T_DONE)
+        return -EALREADY;
+    /* seq_cst, then the look at the wake word: pairs with the commit's
+     * store of the word and load of the flag (waitq.c). */
+    atomic_store(&t->cancel, 1);
+    uint64_t word = atomic_load(&t->wake);
+    if ((word & WEFT_WAKE_OUTCOME) == WEFT_WAKE_WAITING)
+        weft__wake(t, word >> WEFT_WAKE_SEQ_SHIFT, WEFT_WAKE_CANCELED);
     return 0;
 }
 

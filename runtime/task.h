@@ -29,8 +29,12 @@ enum weft__task_state {
 /* What a blocked task waits for (shown by the deadlock report). */
 enum weft__wait {
     WEFT_W_NONE = 0,
-    WEFT_W_JOIN,  /* the task `waits_on` to finish */
-    WEFT_W_SLEEP, /* its deadline */
+    WEFT_W_JOIN,   /* the task `waits_on` to finish */
+    WEFT_W_SLEEP,  /* its deadline */
+    WEFT_W_FUTURE, /* the future `wait_obj` to settle */
+    WEFT_W_GROUP,  /* the members of the task group `wait_obj` */
+    WEFT_W_CHAN,   /* the channel `wait_obj` */
+    WEFT_W_SYNC,   /* the mutex, condition, semaphore or event `wait_obj` */
 };
 
 /* The join word of a task (t->join): who, if anyone, waits for it, or how
@@ -57,8 +61,21 @@ struct weft__task {
     uint64_t deadline;            /* WEFT_W_SLEEP: when to wake */
     _Atomic uintptr_t join;       /* the join word, above */
     _Atomic(struct weft__task *) waits_on; /* the task it is joining (cycle check, report) */
+    /* Waiting (waitq.c). The wake word is (seq << 3) | flags | outcome: the
+     * task writes it when a wait starts (after its switch), and whoever
+     * moves the outcome off WAITING with a CAS on the exact word readies
+     * the task. seq grows by one per wait, so a late waker of an old wait
+     * cannot end a new one. */
+    _Atomic uint64_t wake;
+    uint64_t wait_seq;            /* the last seq handed out; the task only */
+    _Atomic uint32_t cancel;      /* 1: a weft_cancel() not yet delivered */
+    uint64_t join_seq;            /* the seq of the join wait of the task joining this one:
+                                     written by the joiner before it claims the join word */
+    const void *wait_obj;         /* what it waits on, for the deadlock report */
+    struct weft__worker *timer_w; /* whose timer heap holds its deadline, or NULL */
+    uint64_t timer_seq;           /* the wait that deadline belongs to; under timer_w's lock */
     uint32_t index;               /* slot index in the task table; fixed */
-    uint32_t heap_idx;            /* position in the timer heap while sleeping */
+    uint32_t heap_idx;            /* position in timer_w's heap; UINT32_MAX when in none */
     _Atomic uint8_t state;        /* enum weft__task_state */
     uint8_t wait;                 /* enum weft__wait */
     char name[32];

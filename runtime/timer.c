@@ -1,9 +1,15 @@
 /*
- * Timers: one 4-ary min-heap per worker of sleeping tasks, keyed by
- * deadline (Go's choice since 1.14: per-P heaps, no global lock). Each task
- * knows its heap position (heap_idx), so a sleep can be removed in
- * O(log n) when a task is cancelled. A 4-ary heap is half as deep as a
- * binary one and its four children share a cache line of pointers.
+ * Timers: one 4-ary min-heap per worker of waiting tasks, keyed by
+ * deadline (Go's choice since 1.14: per-P heaps, no global lock). Every
+ * wait with a deadline puts its task here: sleeps, and the deadline forms
+ * of joins, futures, channels and locks. Each task knows its heap position
+ * (heap_idx), so a deadline whose wait ended otherwise (woken, cancelled)
+ * is removed in O(log n) by the task itself when it resumes, from
+ * whichever worker's heap holds it: the heap's spin lock makes that safe,
+ * and means no stale entry outlives its wait. A firing deadline ends the
+ * wait of the seq it was armed with (waitq.c), which fails harmlessly if
+ * something else ended it first. A 4-ary heap is half as deep as a binary
+ * one and its four children share a cache line of pointers.
  *
  * Rejected: a hierarchical timing wheel gives O(1) insert but needs a tick
  * and cascading; at the sizes here (10^5-10^6 sleepers) the heap's log n is
@@ -12,7 +18,8 @@
  * The scheduler looks at the heap when its run queue is empty and every 61
  * scheduling decisions otherwise (worker.c), never on every yield.
  *
- * Owner worker only: no locks. weft_sleep lives here too.
+ * Only the owner adds and fires; removals come from any worker; all under
+ * the heap's lock. weft_sleep lives here too.
  */
 #include "timer.h"
 
@@ -20,6 +27,8 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "error.h"
+#include "waitq.h"
 #include "task.h"
 #include "worker.h"
 
@@ -34,6 +43,7 @@ uint64_t weft_now(void)
 
 void weft__timers_init(struct weft__timers *t)
 {
+    weft__lock_init(&t->lock);
     t->heap = NULL;
     t->len = t->cap = 0;
     t->fired = 0;
@@ -84,7 +94,7 @@ static void sift_down(struct weft__timers *t, uint32_t i)
     place(t, i, task);
 }
 
-int weft__timers_reserve(struct weft__timers *t)
+static int reserve(struct weft__timers *t)
 {
     if (t->len == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 64;
@@ -97,19 +107,10 @@ int weft__timers_reserve(struct weft__timers *t)
     return 0;
 }
 
-int weft__timer_add(struct weft__timers *t, struct weft__task *task)
-{
-    int err = weft__timers_reserve(t);
-    if (err < 0)
-        return err;
-    t->heap[t->len] = task;
-    sift_up(t, t->len++);
-    return 0;
-}
-
 void weft__timer_del(struct weft__timers *t, struct weft__task *task)
 {
     uint32_t i = task->heap_idx;
+    task->heap_idx = UINT32_MAX;
     struct weft__task *last = t->heap[--t->len];
     if (i == t->len)
         return;
@@ -120,7 +121,17 @@ void weft__timer_del(struct weft__timers *t, struct weft__task *task)
         sift_down(t, i);
 }
 
-uint64_t weft__timers_next(const struct weft__timers *t)
+int weft__timer_add(struct weft__timers *t, struct weft__task *task)
+{
+    int err = reserve(t);
+    if (err < 0)
+        return err;
+    t->heap[t->len] = task;
+    sift_up(t, t->len++);
+    return 0;
+}
+
+uint64_t weft__timers_first(const struct weft__timers *t)
 {
     return t->len ? t->heap[0]->deadline : UINT64_MAX;
 }
@@ -135,12 +146,73 @@ struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now)
     return task;
 }
 
-/* After the sleeper's switch: only now may it be fired (and so stolen). */
-static void commit_sleep(struct weft__worker *w, struct weft__task *self, void *arg)
+static void publish_len(struct weft__worker *w)
 {
-    (void)arg;
-    weft__timer_add(&w->timers, self); /* cannot fail: reserved before the switch */
     atomic_store_explicit(&w->ntimers, w->timers.len, memory_order_relaxed);
+}
+
+int weft__timers_reserve(struct weft__worker *w)
+{
+    weft__lock_acquire(&w->timers.lock);
+    int err = reserve(&w->timers);
+    weft__lock_release(&w->timers.lock);
+    return err;
+}
+
+void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t deadline,
+                     uint64_t seq)
+{
+    struct weft__timers *t = &w->timers;
+    weft__lock_acquire(&t->lock);
+    task->deadline = deadline;
+    task->timer_seq = seq;
+    task->timer_w = w;
+    if (weft__timer_add(t, task) < 0) /* reserved before the switch */
+        weft__panic("timer heap: no room after reserving");
+    publish_len(w);
+    weft__lock_release(&t->lock);
+}
+
+void weft__timer_disarm(struct weft__task *task)
+{
+    struct weft__worker *w = task->timer_w;
+    if (!w)
+        return;
+    weft__lock_acquire(&w->timers.lock);
+    if (task->heap_idx != UINT32_MAX) {
+        weft__timer_del(&w->timers, task);
+        publish_len(w);
+    }
+    weft__lock_release(&w->timers.lock);
+    task->timer_w = NULL;
+}
+
+void weft__timers_fire(struct weft__worker *w)
+{
+    struct weft__timers *t = &w->timers;
+    uint64_t now = weft_now();
+    for (;;) {
+        weft__lock_acquire(&t->lock);
+        struct weft__task *task = weft__timers_pop_due(t, now);
+        if (!task) {
+            weft__lock_release(&t->lock);
+            return;
+        }
+        /* Read under the lock: once the entry is gone the task may start
+         * a new wait with a new seq. */
+        uint64_t seq = task->timer_seq;
+        publish_len(w);
+        weft__lock_release(&t->lock);
+        weft__wake(task, seq, WEFT_WAKE_TIMEDOUT);
+    }
+}
+
+uint64_t weft__timers_next(struct weft__worker *w)
+{
+    weft__lock_acquire(&w->timers.lock);
+    uint64_t when = weft__timers_first(&w->timers);
+    weft__lock_release(&w->timers.lock);
+    return when;
 }
 
 int weft_sleep(uint64_t ns)
@@ -148,16 +220,28 @@ int weft_sleep(uint64_t ns)
     struct weft__worker *w = weft__worker_self();
     if (!w || !w->current)
         return -EPERM;
-    if (ns == 0)
-        return weft_yield();
     struct weft__task *self = w->current;
+    int err = weft__cancel_take(self);
+    if (err < 0 || ns == 0)
+        return err < 0 ? err : weft_yield();
     uint64_t now = weft_now();
-    self->deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
-    int err = weft__timers_reserve(&w->timers);
+    uint64_t deadline = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
+    return weft_sleep_until(deadline);
+}
+
+int weft_sleep_until(uint64_t deadline)
+{
+    struct weft__worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return -EPERM;
+    struct weft__task *self = w->current;
+    int err = weft__cancel_take(self);
     if (err < 0)
         return err;
-    atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
-    self->wait = WEFT_W_SLEEP;
-    weft__worker_suspend(w, self, commit_sleep, NULL);
-    return 0;
+    if (deadline <= weft_now())
+        return weft_yield();
+    uint64_t seq = weft__wait_seq(self);
+    int how = weft__wait(self, seq, NULL, deadline, WEFT_W_SLEEP, NULL, false);
+    /* A sleep that reaches its deadline has done what it was asked. */
+    return how == WEFT_WAKE_TIMEDOUT ? 0 : weft__wait_error(self, how);
 }

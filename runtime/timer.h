@@ -7,10 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct weft__task;
+#include "lock.h"
 
-/* Owner worker only. */
+struct weft__task;
+struct weft__worker;
+
+/* A worker's heap. `lock` guards heap, len and cap: the owner adds and
+ * fires, and a task whose wait ended otherwise removes its own deadline
+ * from whichever worker's heap holds it. `fired` is the owner's. */
 struct weft__timers {
+    struct weft__lock lock;
     struct weft__task **heap;
     uint32_t len, cap;
     uint64_t fired;
@@ -18,16 +24,26 @@ struct weft__timers {
 
 void weft__timers_init(struct weft__timers *t);
 void weft__timers_term(struct weft__timers *t);
-/* Makes room for one more timer. Returns 0 or -ENOMEM. Owner worker only. */
-int weft__timers_reserve(struct weft__timers *t);
-/* Adds task (its deadline set). Returns 0 or -ENOMEM. Owner worker only. */
+/* The heap itself; the caller holds t->lock (or owns t outright). */
 int weft__timer_add(struct weft__timers *t, struct weft__task *task);
-/* Removes a task that is in the heap. Owner worker only. */
 void weft__timer_del(struct weft__timers *t, struct weft__task *task);
-/* The earliest deadline, or UINT64_MAX when empty. Owner worker only. */
-uint64_t weft__timers_next(const struct weft__timers *t);
-/* Removes and returns the earliest task if its deadline is <= now, else
- * NULL. Owner worker only. */
+uint64_t weft__timers_first(const struct weft__timers *t);
 struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now);
+
+/* Makes room in w's heap for one more deadline, so that arming it after
+ * the switch cannot fail. Returns 0 or -ENOMEM. Worker w's thread. */
+int weft__timers_reserve(struct weft__worker *w);
+/* Puts task's deadline for its wait `seq` into w's heap (room reserved).
+ * Worker w's thread, in a commit (the task is switched out). */
+void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t deadline,
+                     uint64_t seq);
+/* Takes the calling task's deadline out of whichever heap holds it, if it
+ * has not fired. Task context, after its wait ended. */
+void weft__timer_disarm(struct weft__task *task);
+/* Ends the waits whose deadlines have passed in w's heap (outcome
+ * TIMEDOUT). Worker w's thread. */
+void weft__timers_fire(struct weft__worker *w);
+/* The earliest deadline in w's heap, or UINT64_MAX. Worker w's thread. */
+uint64_t weft__timers_next(struct weft__worker *w);
 
 #endif

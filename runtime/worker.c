@@ -265,15 +265,11 @@ static struct weft__task *from_inject(struct weft__worker *w)
     return batch[0];
 }
 
-static void fire_timers(struct weft__worker *w)
+/* Other workers may take deadlines out of this heap, so its length is
+ * read through the published count. */
+static inline bool has_timers(struct weft__worker *w)
 {
-    uint64_t now = weft_now();
-    struct weft__task *t;
-    while ((t = weft__timers_pop_due(&w->timers, now)) != NULL) {
-        t->wait = WEFT_W_NONE;
-        weft__worker_ready(w, t);
-    }
-    atomic_store_explicit(&w->ntimers, w->timers.len, memory_order_relaxed);
+    return atomic_load_explicit(&w->ntimers, memory_order_relaxed) != 0;
 }
 
 /* The yielded tasks are about to wait behind a running task while another
@@ -297,8 +293,8 @@ static struct weft__task *own_oldest(struct weft__worker *w)
 
 static struct weft__task *maintenance(struct weft__worker *w)
 {
-    if (w->timers.len)
-        fire_timers(w);
+    if (has_timers(w))
+        weft__timers_fire(w);
     struct weft__task *t = from_inject(w);
     /* Yielders wait for every other ready task, but not forever: one of
      * them goes first every 61 passes. */
@@ -330,8 +326,8 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
         share_yields(w);
         return t;
     }
-    if (w->timers.len) {
-        fire_timers(w);
+    if (has_timers(w)) {
+        weft__timers_fire(w);
         t = weft__ring_pop_newest(&w->ring, NULL);
     }
     return t;
@@ -533,7 +529,7 @@ static void park(struct weft__worker *w)
     } else if (nidle == rt->nworkers && decide_end(rt)) {
         ending = true;
     } else {
-        uint64_t when = weft__timers_next(&w->timers);
+        uint64_t when = weft__timers_next(w);
         struct timespec ts = {.tv_sec = (time_t)(when / 1000000000u),
                               .tv_nsec = (long)(when % 1000000000u)};
         WEFT_CNT_ADD(w->n.parks, 1);
@@ -704,6 +700,9 @@ int weft_yield(void)
     if (!w || !w->current)
         return -EPERM;
     struct weft__task *self = w->current;
+    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) &&
+        atomic_exchange(&self->cancel, 0))
+        return -ECANCELED;
     struct weft__task *next = pick_next(w);
     if (!next)
         return 0; /* nothing else is ready here */

@@ -174,7 +174,7 @@ START_TEST(heap_pops_in_order_after_random_deletes)
         ck_assert_uint_eq(t->deadline, expect[i]);
     }
     ck_assert_ptr_null(weft__timers_pop_due(&tm, UINT64_MAX));
-    ck_assert_uint_eq(weft__timers_next(&tm), UINT64_MAX);
+    ck_assert_uint_eq(weft__timers_first(&tm), UINT64_MAX);
     weft__timers_term(&tm);
 }
 END_TEST
@@ -188,7 +188,7 @@ START_TEST(heap_pop_due_respects_now)
     b.deadline = 200;
     ck_assert_int_eq(weft__timer_add(&tm, &b), 0);
     ck_assert_int_eq(weft__timer_add(&tm, &a), 0);
-    ck_assert_uint_eq(weft__timers_next(&tm), 100);
+    ck_assert_uint_eq(weft__timers_first(&tm), 100);
     ck_assert_ptr_null(weft__timers_pop_due(&tm, 99));
     ck_assert_ptr_eq(weft__timers_pop_due(&tm, 150), &a);
     ck_assert_ptr_null(weft__timers_pop_due(&tm, 150));

@@ -1,0 +1,232 @@
+/*
+ * Waiting: the one way a task suspends until something happens, and the
+ * one way it is made runnable again. Sleep, join, futures, task groups,
+ * channels and locks are all built on it, and it is what makes deadlines
+ * and cancellation work the same everywhere.
+ *
+ * The wake word. Each task has one (task.h): (seq << 3) | flags | outcome.
+ * A wait gets a fresh seq (weft__wait_seq). Up to three parties may try to
+ * end it: the object it waits on (a waker), its deadline (the timer heap of
+ * the worker where the wait began) and weft_cancel(). Each tries a CAS from
+ * (seq, WAITING) to (seq, its outcome); exactly one succeeds, and only that
+ * one readies the task. Because the CAS compares the seq too, a party that
+ * is late (a deadline that fires after the task was woken and has started
+ * another wait, a waker that read an old seq) fails instead of ending the
+ * wrong wait.
+ *
+ * Becoming findable only after the switch. A task waiting on an object
+ * puts its waiter (on its own stack) into the object's queue under the
+ * object's lock, and keeps the lock while it switches away. The commit
+ * (run by the next context on the same worker, Go's gopark pattern) then
+ * arms the deadline, writes the wake word (outcome WAITING), and releases
+ * the lock. So no party can ready the task before its context is saved:
+ * wakers need the lock to find the waiter, the deadline is not armed yet,
+ * and a canceller's CAS fails while the word still holds the previous
+ * wait's outcome.
+ *
+ * No lost cancellation. weft_cancel() sets t->cancel and then tries the
+ * CAS; the commit writes the wake word and then reads t->cancel (both
+ * sequentially consistent). Either the canceller sees WAITING, or the
+ * commit sees the flag and ends the wait itself. A cancel that finds no
+ * wait stays pending, and the next wait's weft__wait_check() takes it.
+ *
+ * Nothing lost on the object's side. A waker ends a wait only through the
+ * CAS, under the object's lock, and hands its unit (a semaphore count, a
+ * channel value, a future's result) to the waiter only if the CAS
+ * succeeded; a waiter whose wait timed out or was cancelled is skipped
+ * and unlinked, and the unit goes to the next one. The waiter itself, once
+ * resumed, takes the lock and unlinks itself if nobody did. (asyncio lost
+ * a semaphore unit this way in gh-90155: a cancelled waiter had already
+ * been handed one.)
+ *
+ * Threads: the waiting side is task context; the waking side may be any
+ * worker, or a thread that is not one (its wake-up goes through the
+ * injection queue).
+ */
+#include "waitq.h"
+
+#include <errno.h>
+
+#include "runtime.h"
+#include "timer.h"
+#include "worker.h"
+
+void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w)
+{
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    w->linked = 1;
+}
+
+void weft__waitq_unlink(struct weft__waitq *q, struct weft__waiter *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->next = w->prev = NULL;
+    w->linked = 0;
+}
+
+struct weft__waiter *weft__waitq_wake_one(struct weft__waitq *q, void *value)
+{
+    struct weft__waiter *w;
+    while ((w = q->head) != NULL) {
+        weft__waitq_unlink(q, w);
+        /* Written before the CAS: the waiter reads it after resuming. */
+        w->value = value;
+        if (weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN))
+            return w;
+    }
+    return NULL;
+}
+
+uint64_t weft__waitq_wake_all(struct weft__waitq *q)
+{
+    uint64_t n = 0;
+    while (weft__waitq_wake_one(q, NULL))
+        n++;
+    return n;
+}
+
+uint64_t weft__wait_seq(struct weft__task *self)
+{
+    return ++self->wait_seq;
+}
+
+int weft__cancel_take(struct weft__task *self)
+{
+    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) == 0)
+        return 0;
+    return atomic_exchange(&self->cancel, 0) ? -ECANCELED : 0;
+}
+
+int weft_checkpoint(void)
+{
+    struct weft__worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return -EPERM;
+    return weft__cancel_take(w->current);
+}
+
+int weft__wait_error(struct weft__task *self, int how)
+{
+    switch (how) {
+    case WEFT_WAKE_WOKEN:
+        return 0;
+    case WEFT_WAKE_TIMEDOUT:
+        return -ETIMEDOUT;
+    case WEFT_WAKE_CANCELED:
+        /* Delivered: the request is used up. */
+        atomic_store(&self->cancel, 0);
+        return -ECANCELED;
+    default:
+        return how;
+    }
+}
+
+int weft__wait_check(struct weft__task *self, uint64_t deadline)
+{
+    int err = weft__cancel_take(self);
+    if (err < 0)
+        return err;
+    if (deadline != WEFT__NEVER && deadline <= weft_now())
+        return -ETIMEDOUT;
+    return 0;
+}
+
+bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
+{
+    uint64_t want = seq << WEFT_WAKE_SEQ_SHIFT;
+    uint64_t cur = atomic_load_explicit(&t->wake, memory_order_relaxed);
+    if ((cur & ~WEFT_WAKE_NOCANCEL) != want)
+        return false;
+    if (outcome == WEFT_WAKE_CANCELED && (cur & WEFT_WAKE_NOCANCEL))
+        return false;
+    /* acq_rel: the waiter reads what the waker wrote before (the handed
+     * value), and the waker sees the commit's writes. */
+    if (!atomic_compare_exchange_strong_explicit(&t->wake, &cur, cur | (uint64_t)outcome,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    t->wait = WEFT_W_NONE;
+    struct weft__worker *w = weft__worker_self();
+    if (w)
+        weft__worker_ready(w, t);
+    else
+        weft__worker_inject(weft__rt, t);
+    return true;
+}
+
+struct wait_args {
+    weft__publish_fn publish;
+    void *parg;
+    uint64_t deadline, seq;
+    bool nocancel;
+};
+
+/* After the waiter's switch: make it findable (see the essay). Everything
+ * in the waiter's frame is read before the wake word is written: from then
+ * on the task may run elsewhere and its frame change. */
+static void commit_wait(struct weft__worker *w, struct weft__task *self, void *arg)
+{
+    const struct wait_args *a = arg;
+    weft__publish_fn publish = a->publish;
+    void *parg = a->parg;
+    uint64_t deadline = a->deadline, seq = a->seq;
+    uint64_t word = seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
+    if (deadline != WEFT__NEVER)
+        weft__timer_arm(w, self, deadline, seq);
+    atomic_store(&self->wake, word);
+    if (!(word & WEFT_WAKE_NOCANCEL) && atomic_load(&self->cancel))
+        weft__wake(self, seq, WEFT_WAKE_CANCELED);
+    if (publish)
+        publish(w, self, seq, parg);
+}
+
+int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
+                       enum weft__wait why, const void *on, bool nocancel,
+                       weft__publish_fn publish, void *parg)
+{
+    struct weft__worker *w = self->worker;
+    if (deadline != WEFT__NEVER) {
+        int err = weft__timers_reserve(w);
+        if (err < 0)
+            return err;
+    }
+    struct wait_args a = {
+        .publish = publish, .parg = parg, .deadline = deadline, .seq = seq, .nocancel = nocancel};
+    self->wait_obj = on;
+    self->wait = (uint8_t)why;
+    atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
+    weft__worker_suspend(w, self, commit_wait, &a);
+    weft__timer_disarm(self);
+    self->wait_obj = NULL;
+    return (int)(atomic_load_explicit(&self->wake, memory_order_acquire) & WEFT_WAKE_OUTCOME);
+}
+
+static void release_lock(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg)
+{
+    (void)w, (void)self, (void)seq;
+    weft__lock_release(arg);
+}
+
+int weft__wait(struct weft__task *self, uint64_t seq, struct weft__lock *held, uint64_t deadline,
+               enum weft__wait why, const void *on, bool nocancel)
+{
+    int r = weft__wait_publish(self, seq, deadline, why, on, nocancel, held ? release_lock : NULL,
+                               held);
+    if (r < 0 && held)
+        weft__lock_release(held);
+    return r;
+}

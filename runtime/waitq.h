@@ -1,0 +1,111 @@
+/*
+ * The one suspend/ready primitive that every waiting call is built on
+ * (sleep, join, futures, task groups, channels, locks): a per-task wake
+ * word settled by compare-and-swap, wait queues of waiters under a spin
+ * lock, deadlines and cancellation. The protocol is in waitq.c.
+ */
+#ifndef WEFT_WAITQ_H
+#define WEFT_WAITQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lock.h"
+#include "task.h"
+
+/* How a wait ended: the low two bits of a task's wake word. */
+enum weft__wake {
+    WEFT_WAKE_WAITING = 0,  /* not yet: whoever changes it readies the task */
+    WEFT_WAKE_WOKEN = 1,    /* by the object it waits on */
+    WEFT_WAKE_TIMEDOUT = 2, /* its deadline passed (the normal end of a sleep) */
+    WEFT_WAKE_CANCELED = 3, /* weft_cancel() */
+};
+#define WEFT_WAKE_OUTCOME ((uint64_t)3)
+#define WEFT_WAKE_NOCANCEL ((uint64_t)4) /* this wait ignores cancellation */
+#define WEFT_WAKE_SEQ_SHIFT 3
+
+/* No deadline. */
+#define WEFT__NEVER UINT64_MAX
+
+/* A task waiting in a wait queue. Lives on the waiting task's stack; linked
+ * and unlinked only under the lock of the object that owns the queue. */
+struct weft__waiter {
+    struct weft__waiter *next, *prev;
+    struct weft__task *task;
+    uint64_t seq;   /* the task's wait this waiter belongs to */
+    void *value;    /* handed over by the waker (a channel's value) */
+    int linked;     /* still in the queue */
+};
+
+struct weft__waitq {
+    struct weft__waiter *head, *tail;
+};
+
+static inline void weft__waitq_init(struct weft__waitq *q)
+{
+    q->head = q->tail = 0;
+}
+
+/* Queue operations; under the owning object's lock. */
+void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w);
+void weft__waitq_unlink(struct weft__waitq *q, struct weft__waiter *w);
+
+/* Unlinks waiters from the front of q until one of them is woken with
+ * WEFT_WAKE_WOKEN (its task readied) and returns it, or NULL when none is
+ * still waiting. Waiters whose wait ended otherwise (timed out, cancelled)
+ * are unlinked on the way. `value` is stored in the woken waiter first.
+ * Under the owning object's lock. Any thread. */
+struct weft__waiter *weft__waitq_wake_one(struct weft__waitq *q, void *value);
+/* Wakes every waiter of q; returns how many were woken. Under the lock. */
+uint64_t weft__waitq_wake_all(struct weft__waitq *q);
+
+/* Starts a wait of the calling task: returns its sequence number, to be
+ * stored in the waiter (or wherever a waker will find it) before the task
+ * becomes findable. Task context. */
+uint64_t weft__wait_seq(struct weft__task *self);
+
+/* If the calling task has a cancellation pending, takes it and returns
+ * -ECANCELED; else -ETIMEDOUT if deadline has passed; else 0. Every
+ * suspending call starts with this. Task context. */
+int weft__wait_check(struct weft__task *self, uint64_t deadline);
+
+/* Maps how a wait ended to a return code: WOKEN 0, TIMEDOUT -ETIMEDOUT,
+ * CANCELED -ECANCELED (the request is used up), a negative code itself.
+ * Task context. */
+int weft__wait_error(struct weft__task *self, int how);
+
+/* Suspends the calling task in the wait `seq` until a waker, its deadline
+ * or a cancellation ends it, and returns how (enum weft__wake). `held`,
+ * if not NULL, is the lock of the object whose queue the task's waiter is
+ * in: it is released only after the task's context is saved, so no waker
+ * can find the task before it may be resumed. `why` and `on` are shown by
+ * the deadlock report. A wait with `nocancel` ignores weft_cancel (which
+ * stays pending). Returns -ENOMEM (having released `held`) if a deadline
+ * could not be armed. Task context; suspends. */
+int weft__wait(struct weft__task *self, uint64_t seq, struct weft__lock *held, uint64_t deadline,
+               enum weft__wait why, const void *on, bool nocancel);
+
+/* The last step of a wait's commit (after the wake word is written): makes
+ * the waiting task findable by its wakers. Worker w's thread. */
+typedef void (*weft__publish_fn)(struct weft__worker *w, struct weft__task *self, uint64_t seq,
+                                 void *arg);
+
+/* weft__wait() for waits that are not in a wait queue: publish(w, self,
+ * seq, parg) runs last in the commit (a join turns its claim into a plain
+ * pointer there). Returns -ENOMEM before suspending if a deadline could
+ * not be armed. Task context; suspends. */
+int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
+                       enum weft__wait why, const void *on, bool nocancel,
+                       weft__publish_fn publish, void *parg);
+
+/* Ends the wait `seq` of t with `outcome` if it is still waiting; the one
+ * caller that succeeds readies t (on the calling worker, or through the
+ * injection queue from any other thread). Returns whether it did. Any
+ * thread. */
+bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome);
+
+/* A pending cancellation of the calling task, taken: -ECANCELED, else 0.
+ * Task context. */
+int weft__cancel_take(struct weft__task *self);
+
+#endif
