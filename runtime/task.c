@@ -428,7 +428,6 @@ static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t dea
     /* Before the claim is published: the finisher reads it after the
      * exchange that pairs with publish_join's release. */
     t->join_seq = seq;
-    atomic_store(&self->waits_on, t);
     int how = weft__wait_publish(self, seq, deadline, WEFT_W_JOIN, t, false, publish_join, t);
     atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
     if (how != WEFT_WAKE_WOKEN) {
@@ -472,11 +471,12 @@ static int join_impl(weft_task *h, uint64_t deadline, void **result)
             /* An unstarted task joins nobody: no cycle to look for. */
             w = weft__worker_run_inline(w, self, t);
         } else {
+            /* waits_on stays set from the check through the wait: a
+             * joiner closing a cycle with us must see this edge. */
             atomic_store(&self->waits_on, t);
-            bool cycle = closes_cycle(self, t);
-            atomic_store(&self->waits_on, NULL);
-            err = cycle ? -EDEADLK : weft__wait_check(self, deadline);
+            err = closes_cycle(self, t) ? -EDEADLK : weft__wait_check(self, deadline);
             if (err < 0) {
+                atomic_store(&self->waits_on, NULL);
                 /* Give the claim back, unless t finished meanwhile: then
                  * the join is done after all (the finisher saw the claim
                  * and left the wake-up to this joiner), and a cancellation

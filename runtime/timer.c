@@ -201,9 +201,13 @@ void weft__timers_fire(struct weft__worker *w)
         /* Read under the lock: once the entry is gone the task may start
          * a new wait with a new seq. */
         uint64_t seq = task->timer_seq;
-        publish_len(w);
         weft__lock_release(&t->lock);
         weft__wake(task, seq, WEFT_WAKE_TIMEDOUT);
+        /* Only now, with the task queued: the last worker to go idle takes
+         * an empty heap everywhere and nothing queued for a deadlock. */
+        weft__lock_acquire(&t->lock);
+        publish_len(w);
+        weft__lock_release(&t->lock);
     }
 }
 
