@@ -189,7 +189,9 @@ WEFT_API int weft_join(weft_task *t, void **result);
 /* weft_join() bounded by an absolute deadline (weft_now() + timeout, or
  * WEFT_NEVER). Errors as weft_join(), and
  *   -ETIMEDOUT  the deadline passed first; the handle stays valid and t runs
- *               on (weft_wait_for() cancels it instead). */
+ *               on (weft_wait_for() cancels it instead).
+ *   -EPERM      a deadline other than WEFT_NEVER, from a thread that is not
+ *               a worker. */
 WEFT_API int weft_join_until(weft_task *t, uint64_t deadline, void **result);
 
 /* task.cancel(): asks t to stop. The wait t is suspended in, or else the
@@ -246,6 +248,127 @@ WEFT_API weft_task *weft_self(void);
  * as printed in reports; 0 if t does not name a live or unjoined task.
  * Task context. */
 WEFT_API uint64_t weft_task_id(weft_task *t);
+
+/* ======================================================================
+ * Task results that carry an error
+ * ====================================================================== */
+
+/* A task fails by returning WEFT_ERR(code) from its function, code being a
+ * negative errno value (as Linux's ERR_PTR): weft_gather() reports it per
+ * task, and a failing member cancels its task group. weft_err_of(result)
+ * gives the code back, or 0 for any other result. */
+#define WEFT_ERR(code) ((void *)(intptr_t)(code))
+
+static inline int weft_err_of(const void *result)
+{
+    intptr_t v = (intptr_t)result;
+    return v < 0 && v >= -4095 ? (int)v : 0;
+}
+
+/* ======================================================================
+ * Futures, gather, wait_for
+ * ====================================================================== */
+
+/* asyncio.Future: a value that is settled once, by anyone, and awaited by
+ * any number of tasks. */
+typedef struct weft_future weft_future;
+
+/* Creates a pending future. Does not suspend. Any thread.
+ *   -EINVAL  out is NULL.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_future_new(weft_future **out);
+
+/* Frees f, settled or not. Any thread.
+ *   -EINVAL  f is NULL.
+ *   -EBUSY   tasks are waiting on f (nothing is freed). */
+WEFT_API int weft_future_free(weft_future *f);
+
+/* fut.set_result(): settles f with value and wakes every waiter. Does not
+ * suspend. Any thread (from a thread that is not a worker, the waiters are
+ * woken through the runtime's injection queue).
+ *   -EINVAL    f is NULL.
+ *   -EALREADY  f was settled already; its value is unchanged. */
+WEFT_API int weft_future_resolve(weft_future *f, void *value);
+
+/* fut.set_exception(): settles f with the error err (a negative errno
+ * value), which every awaiter gets as its return value. Errors as
+ * weft_future_resolve(), and -EINVAL when err is not negative. */
+WEFT_API int weft_future_reject(weft_future *f, int err);
+
+/* fut.done(): 1 if f is settled, 0 if pending. Any thread.
+ *   -EINVAL  f is NULL. */
+WEFT_API int weft_future_done(weft_future *f);
+
+/* await fut: waits until f is settled or the absolute deadline passes
+ * (WEFT_NEVER: no deadline). Returns 0 with the value in *value (if value
+ * is not NULL), or the rejection's error. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     f is NULL.
+ *   -ETIMEDOUT  the deadline passed first.
+ *   -ECANCELED  the calling task was cancelled.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_future_await(weft_future *f, uint64_t deadline, void **value);
+
+/* asyncio.gather(*tasks, return_exceptions=True): joins the n tasks in
+ * order, storing each one's outcome: errors[i] is 0 and results[i] (if
+ * results is not NULL) its result, or errors[i] is the join's error or the
+ * task's own WEFT_ERR code and results[i] NULL. Every handle is released.
+ * Returns how many tasks failed (0: all succeeded). If the calling task is
+ * cancelled while it gathers, every task not yet joined is cancelled and
+ * still joined (so none is left behind), and -ECANCELED is returned with
+ * every outcome filled in. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     n > 0 and tasks or errors is NULL (nothing joined).
+ *   -ECANCELED  the calling task was cancelled (see above). */
+WEFT_API int weft_gather(weft_task **tasks, size_t n, void **results, int *errors);
+
+/* asyncio.wait_for(task, timeout): joins t, waiting at most timeout_ns.
+ * On time: as weft_join(). Too late: t is cancelled, then joined (waiting
+ * for it to finish, its result dropped), and -ETIMEDOUT is returned; the
+ * handle is released either way. If the calling task is cancelled while it
+ * waits, t is cancelled and joined likewise and -ECANCELED is returned. May
+ * suspend. Task context.
+ *   -ETIMEDOUT  timeout_ns passed; t was cancelled and reaped.
+ *   -ECANCELED  the caller was cancelled; t was cancelled and reaped.
+ *   other       as weft_join(). */
+WEFT_API int weft_wait_for(weft_task *t, uint64_t timeout_ns, void **result);
+
+/* ======================================================================
+ * Task groups
+ * ====================================================================== */
+
+/* asyncio.TaskGroup: structured concurrency. */
+typedef struct weft_group weft_group;
+
+/* Creates an empty group. Any thread.
+ *   -EINVAL  out is NULL.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_group_new(weft_group **out);
+
+/* Spawns fn(arg) as a member of g. If a member has failed already, the new
+ * one starts cancelled. Does not suspend. Task context.
+ *   -EPERM   called outside a task.
+ *   -EINVAL  g or fn is NULL.
+ *   -ENOMEM  as weft_spawn(). */
+WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg);
+
+/* async with TaskGroup: waits until every member has finished (members may
+ * spawn more members meanwhile). The first member to fail (returning
+ * WEFT_ERR(code)) cancels all the others, and wait returns its code; 0
+ * when none failed. If the calling task is cancelled, every member is
+ * cancelled, wait still waits for them all, and returns -ECANCELED. May
+ * suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     g is NULL.
+ *   -EBUSY      another task is waiting on g.
+ *   -ECANCELED  the calling task was cancelled (after all members ended). */
+WEFT_API int weft_group_wait(weft_group *g);
+
+/* Frees an empty group. Any thread.
+ *   -EINVAL  g is NULL.
+ *   -EBUSY   members are still running, or a task waits on g (nothing is
+ *            freed: wait first). */
+WEFT_API int weft_group_free(weft_group *g);
 
 /* ======================================================================
  * Statistics

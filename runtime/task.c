@@ -422,13 +422,15 @@ static int join_from_thread(struct weft__task *t, void **result);
 /* Blocks self until t (claimed: self|PENDING) finishes, the deadline
  * passes or self is cancelled. Returns 0 when t is done, else -ETIMEDOUT,
  * -ECANCELED or -ENOMEM with the claim given back. */
-static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t deadline)
+static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t deadline,
+                     bool nocancel)
 {
     uint64_t seq = weft__wait_seq(self);
     /* Before the claim is published: the finisher reads it after the
      * exchange that pairs with publish_join's release. */
     t->join_seq = seq;
-    int how = weft__wait_publish(self, seq, deadline, WEFT_W_JOIN, t, false, publish_join, t);
+    int how =
+        weft__wait_publish(self, seq, deadline, WEFT_W_JOIN, t, nocancel, publish_join, t);
     atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
     if (how != WEFT_WAKE_WOKEN) {
         /* If t finished after all, its wake-up lost the race and the
@@ -438,7 +440,7 @@ static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t dea
     return weft__wait_error(self, how);
 }
 
-static int join_impl(weft_task *h, uint64_t deadline, void **result)
+static int join_impl(weft_task *h, uint64_t deadline, bool nocancel, void **result)
 {
     if (!weft__rt)
         return -EPERM;
@@ -450,7 +452,7 @@ static int join_impl(weft_task *h, uint64_t deadline, void **result)
     if (!t)
         return err;
     if (!w)
-        return join_from_thread(t, result);
+        return deadline == WEFT__NEVER ? join_from_thread(t, result) : -EPERM;
     struct weft__task *self = w->current;
     if (t == self)
         return -EDEADLK;
@@ -474,7 +476,9 @@ static int join_impl(weft_task *h, uint64_t deadline, void **result)
             /* waits_on stays set from the check through the wait: a
              * joiner closing a cycle with us must see this edge. */
             atomic_store(&self->waits_on, t);
-            err = closes_cycle(self, t) ? -EDEADLK : weft__wait_check(self, deadline);
+            err = closes_cycle(self, t)  ? -EDEADLK
+                  : nocancel             ? weft__wait_check(NULL, deadline)
+                                         : weft__wait_check(self, deadline);
             if (err < 0) {
                 atomic_store(&self->waits_on, NULL);
                 /* Give the claim back, unless t finished meanwhile: then
@@ -486,7 +490,7 @@ static int join_impl(weft_task *h, uint64_t deadline, void **result)
                 if (err == -ECANCELED)
                     atomic_store(&self->cancel, 1);
             } else {
-                err = join_wait(self, t, deadline);
+                err = join_wait(self, t, deadline, nocancel);
                 if (err < 0)
                     return err;
                 w = self->worker; /* it may have resumed elsewhere */
@@ -503,12 +507,17 @@ static int join_impl(weft_task *h, uint64_t deadline, void **result)
 
 int weft_join(weft_task *h, void **result)
 {
-    return join_impl(h, WEFT__NEVER, result);
+    return join_impl(h, WEFT__NEVER, false, result);
 }
 
 int weft_join_until(weft_task *h, uint64_t deadline, void **result)
 {
-    return join_impl(h, deadline, result);
+    return join_impl(h, deadline, false, result);
+}
+
+int weft__join_reap(weft_task *h, void **result)
+{
+    return join_impl(h, WEFT__NEVER, true, result);
 }
 
 int weft_cancel(weft_task *h)

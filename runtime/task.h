@@ -119,6 +119,11 @@ int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, 
  * spare list when w is NULL). */
 void weft__task_free(struct weft__worker *w, struct weft__task *t);
 
+/* weft_join() that ignores cancellation of the caller (which stays
+ * pending): to reap a task that was cancelled on the caller's behalf.
+ * Task context; may suspend. */
+int weft__join_reap(weft_task *h, void **result);
+
 /* t has finished and its stack is free (or it ran inline): marks it done
  * and wakes its joiner, or frees it if detached. Worker thread w. */
 void weft__task_finished(struct weft__worker *w, struct weft__task *t);

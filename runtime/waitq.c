@@ -138,7 +138,7 @@ int weft__wait_error(struct weft__task *self, int how)
 
 int weft__wait_check(struct weft__task *self, uint64_t deadline)
 {
-    int err = weft__cancel_take(self);
+    int err = self ? weft__cancel_take(self) : 0;
     if (err < 0)
         return err;
     if (deadline != WEFT__NEVER && deadline <= weft_now())

@@ -33,7 +33,8 @@ struct weft__waiter {
     struct weft__waiter *next, *prev;
     struct weft__task *task;
     uint64_t seq;   /* the task's wait this waiter belongs to */
-    void *value;    /* handed over by the waker (a channel's value) */
+    void *value;    /* handed over by the waker (a channel's value, a future's result) */
+    int status;     /* handed over by the waker (a future's rejection) */
     int linked;     /* still in the queue */
 };
 
@@ -66,7 +67,8 @@ uint64_t weft__wait_seq(struct weft__task *self);
 
 /* If the calling task has a cancellation pending, takes it and returns
  * -ECANCELED; else -ETIMEDOUT if deadline has passed; else 0. Every
- * suspending call starts with this. Task context. */
+ * suspending call starts with this (self NULL: only the deadline, for a
+ * wait that ignores cancellation). Task context. */
 int weft__wait_check(struct weft__task *self, uint64_t deadline);
 
 /* Maps how a wait ended to a return code: WOKEN 0, TIMEDOUT -ETIMEDOUT,
