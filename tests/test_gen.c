@@ -1026,10 +1026,12 @@ START_TEST(a_body_may_sleep_yield_and_join)
 }
 END_TEST
 
-/* A child that the body's worker cannot run (the body holds it): it runs
- * on the other worker and finishes there once its joiner is registered,
- * which makes the joiner runnable there. */
-static _Atomic int child_started;
+/* The body's task is moved to the other worker inside the body, for
+ * certain: a child that the body's worker cannot run (the body holds it)
+ * runs on the other worker and finishes there once its joiner is
+ * registered, which makes the joiner runnable there; meanwhile a hog holds
+ * the body's old worker, so that it cannot steal the joiner back. */
+static _Atomic int child_started, moved;
 
 static void *finish_after_joined(void *arg)
 {
@@ -1042,28 +1044,35 @@ static void *finish_after_joined(void *arg)
     return NULL;
 }
 
+static void *hog_until_moved(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&moved))
+        cpu_relax();
+    return NULL;
+}
+
 static unsigned body_last_worker;
 
 static void *moves_inside(weft_gen *self, void *arg)
 {
     (void)arg;
     weft_task *me = weft_self();
-    for (intptr_t attempt = 0; attempt < 1000; attempt++) {
-        unsigned before = worker_id();
-        atomic_store(&child_started, 0);
-        weft_task *t;
-        ck_assert_int_eq(weft_spawn(&t, finish_after_joined, NULL), 0);
-        while (!atomic_load(&child_started))
-            cpu_relax();
-        ck_assert_int_eq(weft_join(t, NULL), 0);
-        ck_assert_ptr_eq(weft_self(), me);
-        if (worker_id() != before) {
-            body_last_worker = worker_id();
-            ck_assert_int_eq(weft_gen_yield(self, IPTR(attempt), NULL), 0);
-            return IPTR(1);
-        }
-    }
-    return IPTR(0);
+    unsigned before = worker_id();
+    weft_task *t, *h;
+    ck_assert_int_eq(weft_spawn(&t, finish_after_joined, NULL), 0);
+    while (!atomic_load(&child_started))
+        cpu_relax();
+    ck_assert_int_eq(weft_spawn(&h, hog_until_moved, NULL), 0);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    unsigned after = worker_id();
+    ck_assert_ptr_eq(weft_self(), me);
+    atomic_store(&moved, 1);
+    ck_assert_int_eq(weft_join(h, NULL), 0);
+    ck_assert_uint_ne(after, before);
+    body_last_worker = worker_id();
+    ck_assert_int_eq(weft_gen_yield(self, IPTR(after), NULL), 0);
+    return IPTR(1);
 }
 
 static void *moves_inside_main(void *arg)
@@ -1085,6 +1094,8 @@ static void *moves_inside_main(void *arg)
 START_TEST(a_task_moved_to_another_worker_inside_a_body_continues_there)
 {
     alarm(WATCHDOG_S);
+    atomic_store(&child_started, 0);
+    atomic_store(&moved, 0);
     /* No inline joins: the child must be a task of its own. */
     struct weft_config cfg = config_with(2, 0);
     ck_assert_int_eq(weft_run(&cfg, moves_inside_main, NULL, NULL), 0);
