@@ -286,9 +286,9 @@ WEFT_API int weft_gen_next(weft_gen *g, void **out);
 WEFT_API int weft_gen_send(weft_gen *g, void *value, void **out);
 
 /* yield value, in g's body: hands value to the resumer and suspends the
- * body until the next resume. Returns 0 with *sent (if non-NULL) the value
- * of weft_gen_send(), or NULL after weft_gen_next(). May suspend. Body of g
- * only.
+ * body until the next resume (the task goes on, in the resumer's call).
+ * Returns 0 with *sent (if non-NULL) the value of weft_gen_send(), or NULL
+ * after weft_gen_next(). Body of g only.
  *   -EPERM   not called from g's own body by the task resuming it
  *            (outside a task, in another generator's body, or in a task
  *            that the body started or runs inline).

@@ -1203,7 +1203,7 @@ static void *overflows(weft_gen *self, void *arg)
 static void *overflow_main(void *arg)
 {
     (void)arg;
-    struct weft_gen_opts o = {.name = "deep"};
+    struct weft_gen_opts o = {.name = "deep", .stack_size = 64 * 1024};
     weft_gen *g;
     ck_assert_int_eq(weft_gen_new_opts(&g, overflows, NULL, &o), 0);
     weft_gen_next(g, NULL);
