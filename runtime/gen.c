@@ -145,6 +145,7 @@ static int refused(const struct weft__task *self, const struct weft__task *r)
  * (not by a send of a value). Returns 0 or the refusal. */
 static int claim(struct weft_gen *g, struct weft__task *self, bool may_start, uintptr_t *was)
 {
+    /* Acquire (here and in the CAS): pairs with the release in unclaim(). */
     uintptr_t x = atomic_load_explicit(&g->word, memory_order_acquire);
     do {
         if (state_of(x) == WEFT_G_RUNNING)
@@ -153,7 +154,6 @@ static int claim(struct weft_gen *g, struct weft__task *self, bool may_start, ui
             return -EPIPE;
         if (x == WEFT_G_NEW && !may_start)
             return -EINVAL;
-        /* acq_rel: acquire pairs with the release in unclaim(). */
     } while (!atomic_compare_exchange_weak_explicit(&g->word, &x,
                                                     (uintptr_t)self | WEFT_G_RUNNING,
                                                     memory_order_acq_rel, memory_order_acquire));
@@ -168,7 +168,9 @@ static void unclaim(struct weft_gen *g, uintptr_t state)
     atomic_store_explicit(&g->word, state, memory_order_release);
 }
 
-/* Whether the running code is g's body, run by the task that resumed it. */
+/* Whether the running code is g's body, run by the task that resumed it.
+ * Relaxed: the only value that matters, self as the runner, was stored by
+ * self. */
 static bool in_body(const struct weft_gen *g, const struct weft__task *self)
 {
     return runner_of(atomic_load_explicit(&g->word, memory_order_relaxed)) == self &&
@@ -371,6 +373,8 @@ void weft_gen_free(weft_gen *g)
 {
     if (!g)
         return;
+    /* Acquire: pairs with the release in unclaim(), which ended the last
+     * resume. */
     uintptr_t x = atomic_load_explicit(&g->word, memory_order_acquire);
     if (state_of(x) == WEFT_G_RUNNING)
         weft__panic("weft_gen_free: generator \"%s\" is being resumed", name_of(g));
