@@ -13,6 +13,7 @@
 #define WEFT_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -369,6 +370,142 @@ WEFT_API int weft_group_wait(weft_group *g);
  *   -EBUSY   members are still running, or a task waits on g (nothing is
  *            freed: wait first). */
 WEFT_API int weft_group_free(weft_group *g);
+
+/* ======================================================================
+ * Generators
+ * ====================================================================== */
+
+/* Python's generators, stackful: the body is an ordinary C function that
+ * runs on a stack of its own and may call weft_gen_yield() at any depth.
+ * It runs in the task that resumes it (weft_self() in the body is that
+ * task), so it may sleep, join and yield the task like any task code; the
+ * task may then move to another worker inside the body. One task at a time
+ * may be resuming a generator; any task may resume it, one after another.
+ *
+ * Codes shared by the calls below:
+ *   WEFT_GEN_DONE  (positive) the body returned: *out is its return value
+ *                  (Python's StopIteration(value)).
+ *   -EPIPE         the generator has finished (returned or was closed);
+ *                  or, from weft_gen_yield(), it is being closed.
+ *   -EDEADLK       the calling task is already inside this generator's
+ *                  body (the body, or a generator it resumes, resumes it:
+ *                  Python's "generator already executing").
+ *   -EBUSY         another task is resuming it right now.
+ *   -EPERM         called outside a task.
+ * The body may suspend the calling task (a sleep or a join in it), so
+ * every call that runs the body may suspend. */
+
+/* A generator: opaque; created by weft_gen_new(), freed by weft_gen_free(). */
+typedef struct weft_gen weft_gen;
+
+/* A generator's body: `self` is the generator (for weft_gen_yield() and
+ * friends), `arg` what weft_gen_new() was given. Its return value is
+ * handed to the resumer with WEFT_GEN_DONE. */
+typedef void *(*weft_gen_fn)(weft_gen *self, void *arg);
+
+/* Returned (positive) by weft_gen_next() and weft_gen_send() when the body
+ * has returned. */
+#define WEFT_GEN_DONE 1
+
+/* Per-generator options for weft_gen_new_opts(); zero fields take the
+ * defaults. */
+struct weft_gen_opts {
+    const char *name;     /* up to 31 bytes are kept; shown in reports */
+    size_t stack_size;    /* 0 = the runtime's stack_size */
+    uint64_t reserved[4]; /* zero */
+};
+
+/* Creates a generator that will run fn(self, arg) at its first resume and
+ * stores it in *out. Nothing runs and no stack is taken before that first
+ * resume. Does not suspend. Task context.
+ *   -EPERM   called outside a task.
+ *   -EINVAL  out or fn is NULL.
+ *   -ENOMEM  no memory for the generator. */
+WEFT_API int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg);
+
+/* weft_gen_new() with a name and a stack size. Errors as weft_gen_new(),
+ * and
+ *   -EINVAL  opts->stack_size is non-zero and outside [16 KiB, 1 GiB]. */
+WEFT_API int weft_gen_new_opts(weft_gen **out, weft_gen_fn fn, void *arg,
+                               const struct weft_gen_opts *opts);
+
+/* next(g): runs the body until its next weft_gen_yield() (returns 0, *out
+ * the yielded value) or its end (returns WEFT_GEN_DONE, *out the return
+ * value). The first resume takes the generator's stack (from the calling
+ * worker's cache); the end of the body gives it back. out may be NULL; on
+ * an error *out is NULL. May suspend (the body may). Task context.
+ *   -EPERM    called outside a task.
+ *   -EINVAL   g is NULL.
+ *   -EPIPE    g has finished: it returned or was closed.
+ *   -EDEADLK  the calling task is inside g's body.
+ *   -EBUSY    another task is resuming g.
+ *   -ENOMEM   first resume: no stack could be had. */
+WEFT_API int weft_gen_next(weft_gen *g, void **out);
+
+/* g.send(value): as weft_gen_next(), but the suspended weft_gen_yield()
+ * returns `value` in its *sent. weft_gen_send(g, NULL, out) is
+ * weft_gen_next(g, out). Errors as weft_gen_next(), and
+ *   -EINVAL   value is not NULL and g has not started (it has no yield to
+ *             receive it: Python's TypeError). */
+WEFT_API int weft_gen_send(weft_gen *g, void *value, void **out);
+
+/* yield value, in g's body: hands value to the resumer and suspends the
+ * body until the next resume (the task goes on, in the resumer's call).
+ * Returns 0 with *sent (if non-NULL) the value of weft_gen_send(), or NULL
+ * after weft_gen_next(). Body of g only.
+ *   -EPERM   not called from g's own body by the task resuming it
+ *            (outside a task, in another generator's body, or in a task
+ *            that the body started or runs inline).
+ *   -EINVAL  g is NULL.
+ *   -EPIPE   g is being closed (weft_gen_close(); weft_gen_closing(g) is
+ *            true): the body should clean up and return. A yield made
+ *            while closing does not suspend: it returns -EPIPE again, and
+ *            weft_gen_close() will report -EPROTO. */
+WEFT_API int weft_gen_yield(weft_gen *g, void *value, void **sent);
+
+/* result = yield from inner (PEP 380), in g's body: runs inner to its end,
+ * yielding each value it yields to g's resumer and forwarding each
+ * weft_gen_next() / weft_gen_send() of g to inner, and a weft_gen_close()
+ * of g to inner as a close. Returns 0 and inner's return value in *result
+ * (if non-NULL). inner is not freed. May suspend. Body of g only.
+ *   -EPERM    not called from g's own body (as weft_gen_yield()).
+ *   -EINVAL   g or inner is NULL.
+ *   -EPIPE    g is being closed: inner was closed (and returned), and g's
+ *             body should clean up and return; or inner had finished
+ *             before the call.
+ *   -EPROTO   g is being closed and inner yielded while it was closed.
+ *   -EDEADLK  inner is g, or a generator whose body is running this one.
+ *   -EBUSY    another task is resuming inner.
+ *   -ENOMEM   inner could not get its stack. */
+WEFT_API int weft_gen_yield_from(weft_gen *g, weft_gen *inner, void **result);
+
+/* g.close(): a generator that has not started, or has finished, is marked
+ * finished and 0 returned. A suspended one is resumed with its
+ * weft_gen_yield() returning -EPIPE (and weft_gen_closing() true) so that
+ * its cleanup runs; returns once the body has returned (its return value
+ * is dropped) and its stack is given back. May suspend (the body may). Task
+ * context.
+ *   -EPERM    called outside a task.
+ *   -EINVAL   g is NULL.
+ *   -EPROTO   the body yielded again while being closed (Python's
+ *             "generator ignored GeneratorExit"); that yield did not
+ *             suspend, the body ran on to its end, and g has finished.
+ *   -EDEADLK  the calling task is inside g's body.
+ *   -EBUSY    another task is resuming g. */
+WEFT_API int weft_gen_close(weft_gen *g);
+
+/* Whether g is being (or has been) closed by weft_gen_close(): what the
+ * body asks after a weft_gen_yield() returned -EPIPE. False for NULL. Any
+ * thread; meaningful in g's body. */
+WEFT_API bool weft_gen_closing(const weft_gen *g);
+
+/* Frees g. A generator suspended at a yield is closed first
+ * (weft_gen_close(): its cleanup runs, and that may suspend), which needs
+ * a task; one that has not started or has finished may be freed by any
+ * thread. A stack it holds goes back to the pool. NULL is ignored. Freeing
+ * a generator that some task is resuming, or freeing a suspended one from
+ * outside a task, is a bug: weft prints it and aborts. */
+WEFT_API void weft_gen_free(weft_gen *g);
 
 /* ======================================================================
  * Statistics

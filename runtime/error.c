@@ -25,7 +25,8 @@
     X(EBUSY, "busy: already in use")                                     \
     X(ECANCELED, "the calling task was cancelled")                       \
     X(ETIMEDOUT, "the deadline passed")                                  \
-    X(EPIPE, "the channel is closed")                                    \
+    X(EPIPE, "closed: the channel or generator is closed or has finished") \
+    X(EPROTO, "the generator yielded while it was being closed")           \
     X(ENOTSUP, "not supported by this build or kernel")                  \
     X(EAGAIN, "resource temporarily unavailable")
 

@@ -144,7 +144,9 @@ int weft_future_await(weft_future *f, uint64_t deadline, void **value)
     struct weft__waiter me = {.task = self, .seq = weft__wait_seq(self)};
     weft__waitq_push(&f->waiters, &me);
     f->nwaiting++;
+    atomic_fetch_add(&weft__rt->ext_waits, 1);
     int how = weft__wait(self, me.seq, &f->lock, deadline, WEFT_W_FUTURE, f, false);
+    atomic_fetch_sub(&weft__rt->ext_waits, 1);
     if (how != WEFT_WAKE_WOKEN) {
         weft__lock_acquire(&f->lock);
         if (me.linked) {
@@ -184,6 +186,11 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
         if (results)
             results[i] = err == 0 ? r : NULL;
         failed += err != 0;
+    }
+    /* A cancellation that arrived while a task ran inline in a join went
+     * to that task, and is still pending here. */
+    if (!cancelled && weft__cancel_take(w->current) < 0) {
+        cancelled = true;
     }
     return cancelled ? -ECANCELED : failed;
 }

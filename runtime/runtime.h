@@ -29,6 +29,9 @@ struct weft__runtime {
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */
+    _Atomic uint64_t ext_waits;    /* tasks waiting on something any thread may end (a
+                                      future): while there are any, a run where every task
+                                      is blocked is not a deadlock */
     struct weft__task *main_task;
     void *main_result;
 

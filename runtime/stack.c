@@ -32,9 +32,10 @@
  * Overflow. A task that runs into its guard faults. The SIGSEGV handler runs
  * on the worker's alternate signal stack (the task's own stack is the one
  * that is full), checks that the fault address lies in the guard of the
- * task running on this thread, writes one line naming the task and its
- * stack size, and aborts. A fault anywhere else is not ours: the previous
- * handler gets it (or the default action, by re-raising).
+ * stack the running task executes on (t->fib: its own, its inline host's,
+ * or a generator's), writes one line naming the task (or the generator)
+ * and the stack size, and aborts. A fault anywhere else is not ours: the
+ * previous handler gets it (or the default action, by re-raising).
  *
  * Balance. Tasks migrate, so a stack taken on one worker may be returned on
  * another: a cache that grows past CACHE_MAX stacks of a size hands half of
@@ -65,6 +66,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "gen.h"
 #include "task.h"
 #include "worker.h"
 
@@ -404,11 +406,35 @@ static const struct weft__task *stack_owner(const struct weft__task *t)
     return t;
 }
 
+/* The overflow was in a generator's body, on the generator's stack (t->fib
+ * is the generator's fiber). */
+static _Noreturn void report_gen_overflow(const struct weft__task *t)
+{
+    char buf[512];
+    size_t n = 0;
+    const struct weft_gen *g = weft__gen_of_fiber(t->fib);
+    put_str(buf, sizeof buf, &n, "weft: stack overflow in generator \"");
+    put_str(buf, sizeof buf, &n, g->name[0] ? g->name : "(unnamed)");
+    put_str(buf, sizeof buf, &n, "\", resumed by task \"");
+    put_str(buf, sizeof buf, &n, t->name[0] ? t->name : "(unnamed)");
+    put_str(buf, sizeof buf, &n, "\" (id ");
+    put_u64(buf, sizeof buf, &n, t->id);
+    put_str(buf, sizeof buf, &n, "): its stack is ");
+    put_u64(buf, sizeof buf, &n, t->fib->stack_len);
+    put_str(buf, sizeof buf, &n, " bytes; raise WEFT_STACK_SIZE or weft_gen_opts.stack_size\n");
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w;
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
 static _Noreturn void report_overflow(const struct weft__task *t)
 {
     char buf[512];
     size_t n = 0;
     const struct weft__task *o = stack_owner(t);
+    if (t->fib != &o->fiber)
+        report_gen_overflow(t);
     put_str(buf, sizeof buf, &n, "weft: stack overflow in task \"");
     put_str(buf, sizeof buf, &n, t->name[0] ? t->name : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\" (id ");
@@ -452,10 +478,12 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     struct weft__worker *w = weft__tls_worker;
     const struct weft__task *t = w ? w->current : NULL;
-    const struct weft__task *o = t ? stack_owner(t) : NULL;
-    if (o && o->stack) {
-        const char *a = si->si_addr;
-        if (a < o->stack->lo && a >= o->stack->lo - handler_guard)
+    /* The context the task runs in: its own stack, its inline host's, or
+     * a generator's. */
+    const struct weft__fiber *f = t ? t->fib : NULL;
+    if (f && f->stack_lo) {
+        const char *a = si->si_addr, *lo = f->stack_lo;
+        if (a < lo && a >= lo - handler_guard)
             report_overflow(t);
     }
     pass_on(sig, si, uc);

@@ -195,7 +195,7 @@ static void init_task(struct weft__task *t, weft_fn fn, void *arg, const struct 
 {
     t->next = NULL;
     t->worker = NULL;
-    t->host = NULL;
+    __atomic_store_n(&t->host, NULL, __ATOMIC_RELAXED);
     t->stack = NULL;
     t->fib = &t->fiber;
     t->fn = fn;
@@ -520,6 +520,24 @@ int weft__join_reap(weft_task *h, void **result)
     return join_impl(h, WEFT__NEVER, true, result);
 }
 
+/* Sets c's cancellation request if c is still the child running inline on
+ * u's stack. c's generation is read before the check and again after the
+ * store: if it changed, c finished and its slot went to a new task between
+ * the two, and the store is taken back (an init of the new task after the
+ * store would have cleared it anyway). Returns whether c is still u's. */
+static bool cancel_inline_child(struct weft__task *u, struct weft__task *c)
+{
+    uint64_t gen = atomic_load(&c->gen);
+    if (__atomic_load_n(&c->host, __ATOMIC_ACQUIRE) != u)
+        return false;
+    atomic_store(&c->cancel, 1);
+    if (atomic_load(&c->gen) == gen)
+        return true;
+    uint32_t one = 1;
+    atomic_compare_exchange_strong(&c->cancel, &one, 0);
+    return false;
+}
+
 int weft_cancel(weft_task *h)
 {
     if (!weft__rt)
@@ -534,9 +552,29 @@ int weft_cancel(weft_task *h)
     /* seq_cst, then the look at the wake word: pairs with the commit's
      * store of the word and load of the flag (waitq.c). */
     atomic_store(&t->cancel, 1);
-    uint64_t word = atomic_load(&t->wake);
-    if ((word & WEFT_WAKE_OUTCOME) == WEFT_WAKE_WAITING)
-        weft__wake(t, word >> WEFT_WAKE_SEQ_SHIFT, WEFT_WAKE_CANCELED);
+    /* A child running inline on t's stack is part of t's join: it is
+     * cancelled too (as asyncio cancels the task an awaiting task waits
+     * on), and so on down the chain; the innermost one is the one that
+     * may be waiting. run_inline() passes a request it sees on to a child
+     * that starts after this walk. */
+    struct weft__task *u = t;
+    uint64_t gen = atomic_load(&t->gen);
+    for (unsigned hops = 0; hops < 4096; hops++) {
+        struct weft__task *c = atomic_load(&u->waits_on);
+        if (!c)
+            break;
+        uint64_t cgen = atomic_load(&c->gen);
+        if (!cancel_inline_child(u, c))
+            break;
+        u = c;
+        gen = cgen;
+    }
+    uint64_t word = atomic_load(&u->wake);
+    /* Trust the word only if it was read while u still was that task:
+     * seqs only grow within a slot, so the CAS cannot end a later task's
+     * wait. */
+    if (atomic_load(&u->gen) == gen && (word & WEFT_WAKE_OUTCOME) == WEFT_WAKE_WAITING)
+        weft__wake(u, word >> WEFT_WAKE_SEQ_SHIFT, WEFT_WAKE_CANCELED);
     return 0;
 }
 

@@ -460,6 +460,14 @@ static const char *wait_name(const struct weft__task *t)
         return "joining task";
     case WEFT_W_SLEEP:
         return "sleeping";
+    case WEFT_W_FUTURE:
+        return "awaiting a future";
+    case WEFT_W_GROUP:
+        return "waiting for its task group";
+    case WEFT_W_CHAN:
+        return "on a channel";
+    case WEFT_W_SYNC:
+        return "on a lock, condition, semaphore or event";
     default:
         return "blocked";
     }
@@ -496,6 +504,11 @@ static bool decide_end(struct weft__runtime *rt)
         return false;
     uint64_t live = weft__live_tasks(rt);
     if (live != 0) {
+        /* A thread that is not a worker may yet settle what they wait on:
+         * sleep until it does (its wake-up comes through the injection
+         * queue and unparks a worker). */
+        if (atomic_load(&rt->ext_waits))
+            return false;
         for (unsigned i = 0; i < rt->nworkers; i++)
             if (atomic_load_explicit(&rt->workers[i].ntimers, memory_order_relaxed))
                 return false;
@@ -658,7 +671,15 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
     self->wait = WEFT_W_JOIN;
     atomic_store_explicit(&self->waits_on, t, memory_order_relaxed);
-    t->host = self;
+    /* Atomic: weft_cancel() follows the chain of inline joins from
+     * another thread. */
+    __atomic_store_n(&t->host, self, __ATOMIC_RELEASE);
+    /* A cancellation of self that is already visible goes to t too (task.c,
+     * weft_cancel). One that races with this start (no fence here: it
+     * would cost every inline join) may miss t, which then runs to its
+     * end; self still gets it at its next suspension. */
+    if (atomic_load_explicit(&self->cancel, memory_order_relaxed))
+        atomic_store_explicit(&t->cancel, 1, memory_order_relaxed);
     t->fib = self->fib;
     t->worker = w;
     atomic_store_explicit(&t->state, WEFT_T_RUNNING, memory_order_relaxed);
@@ -668,7 +689,7 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     w = t->worker;
     t->result = r;
     atomic_store_explicit(&t->state, WEFT_T_EXITED, memory_order_relaxed);
-    t->host = NULL;
+    __atomic_store_n(&t->host, NULL, __ATOMIC_RELAXED);
     /* The joiner's claim (self|PENDING) keeps everyone else off the join
      * word: no exchange, no wake-up; the joiner frees the slot next. */
     WEFT_CNT_ADD(w->n.finished, 1);
