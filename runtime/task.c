@@ -191,7 +191,8 @@ struct weft__task *weft__task_lookup(weft_task *h, int *err)
     return t;
 }
 
-static void init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_opts *opts)
+static inline __attribute__((always_inline)) void
+init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_opts *opts)
 {
     t->next = NULL;
     t->worker = NULL;
@@ -411,10 +412,16 @@ static bool may_inline(const struct weft__worker *w, const struct weft__task *se
  * (where a full ring sends its older half): then nobody else can start it
  * and the joiner may run it. A join of children in spawn order finds each
  * one at the oldest end. */
-static bool take_unstarted(struct weft__worker *w, struct weft__task *t)
+static __attribute__((noinline)) bool take_unstarted_far(struct weft__worker *w,
+                                                         struct weft__task *t)
 {
-    return weft__ring_pop_newest(&w->ring, t) == t || weft__ring_take_oldest_if(&w->ring, t) ||
-           weft__inject_take(&w->rt->inject, t);
+    return weft__ring_take_oldest_if(&w->ring, t) || weft__inject_take(&w->rt->inject, t);
+}
+
+static inline __attribute__((always_inline)) bool take_unstarted(struct weft__worker *w,
+                                                                 struct weft__task *t)
+{
+    return weft__ring_pop_newest(&w->ring, t) == t || take_unstarted_far(w, t);
 }
 
 static int join_from_thread(struct weft__task *t, void **result);
@@ -440,7 +447,8 @@ static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t dea
     return weft__wait_error(self, how);
 }
 
-static int join_impl(weft_task *h, uint64_t deadline, bool nocancel, void **result)
+static inline __attribute__((always_inline)) int
+join_impl(weft_task *h, uint64_t deadline, bool nocancel, void **result)
 {
     if (!weft__rt)
         return -EPERM;
