@@ -168,6 +168,8 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
         return -EPERM;
     if ((n && !tasks) || (n && !errors))
         return -EINVAL;
+    /* The task, not the worker: the joins below may resume it elsewhere. */
+    struct weft__task *self = w->current;
     int failed = 0;
     bool cancelled = false;
     for (size_t i = 0; i < n; i++) {
@@ -189,9 +191,8 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
     }
     /* A cancellation that arrived while a task ran inline in a join went
      * to that task, and is still pending here. */
-    if (!cancelled && weft__cancel_take(w->current) < 0) {
+    if (!cancelled && weft__cancel_take(self) < 0)
         cancelled = true;
-    }
     return cancelled ? -ECANCELED : failed;
 }
 
