@@ -1,0 +1,195 @@
+/*
+ * Stress "cancel": 100,000 cancellations racing completions, at
+ * WEFT_WORKERS = 1, 2 and 4, counted.
+ *
+ * Tasks come in batches of 1,000. Each sleeps a few microseconds, awaits
+ * one of the batch's futures, or joins a child that sleeps, and records
+ * how its wait ended. While they run, a canceller task cancels every one
+ * of them at a random moment, and a resolver task settles the futures at
+ * random moments, so cancellations land before, during and after the
+ * waits, and race the wake-ups. Checked per task and per batch:
+ *  - every task ends exactly once, as completed or as cancelled;
+ *  - a task whose weft_cancel() returned -EALREADY was not cancelled;
+ *  - an awaiter that completed got its future's value (nothing else);
+ *  - every future can be freed afterwards: no waiter was left queued;
+ *  - a child joined by a cancelled joiner is still joinable and joined;
+ *  - the runtime shuts down clean (no task, stack or timer left).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+#define BATCH 1000
+#define NFUT 50
+
+enum { DONE = 1, CANCELLED = 2 };
+
+struct item {
+    weft_task *task;
+    _Atomic int ends;   /* times the task ended: must be 1 */
+    int how;            /* DONE or CANCELLED */
+    int cancel_rc;      /* what weft_cancel returned */
+    weft_task *child;   /* kind 2: the child, if its join was cancelled */
+    void *value;        /* kind 1: what the await returned */
+};
+
+struct batch {
+    struct item items[BATCH];
+    weft_future *fut[NFUT];
+    uint32_t seed;
+};
+
+static struct batch *cur;
+
+static uint32_t rnd(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+static void *short_sleep(void *arg)
+{
+    int err = weft_sleep((uint64_t)PINT(arg) * WEFT_USEC);
+    return err < 0 ? WEFT_ERR(err) : IPTR(5);
+}
+
+static void *worker_task(void *arg)
+{
+    intptr_t i = PINT(arg);
+    struct item *it = &cur->items[i];
+    int err = 0;
+    switch (i % 3) {
+    case 0:
+        err = weft_sleep((uint64_t)(i % 50) * WEFT_USEC);
+        break;
+    case 1:
+        err = weft_future_await(cur->fut[i % NFUT], WEFT_NEVER, &it->value);
+        break;
+    default: {
+        weft_task *c;
+        CHECK(weft_spawn(&c, short_sleep, IPTR(i % 40)) == 0);
+        void *r = NULL;
+        err = weft_join(c, &r);
+        if (err == -ECANCELED)
+            it->child = c; /* still ours: main joins it */
+        else
+            CHECK(err == 0 && (PINT(r) == 5 || weft_err_of(r) == -ECANCELED));
+        break;
+    }
+    }
+    CHECK(err == 0 || err == -ECANCELED);
+    it->how = err == -ECANCELED ? CANCELLED : DONE;
+    atomic_fetch_add(&it->ends, 1);
+    return NULL;
+}
+
+static void *canceller(void *arg)
+{
+    (void)arg;
+    uint32_t s = cur->seed;
+    for (int i = 0; i < BATCH; i++) {
+        if (rnd(&s) % 8 == 0)
+            CHECK(weft_yield() == 0);
+        cur->items[i].cancel_rc = weft_cancel(cur->items[i].task);
+        CHECK(cur->items[i].cancel_rc == 0 || cur->items[i].cancel_rc == -EALREADY);
+    }
+    return NULL;
+}
+
+static void *resolver(void *arg)
+{
+    (void)arg;
+    uint32_t s = cur->seed * 7 + 1;
+    for (int f = 0; f < NFUT; f++) {
+        if (rnd(&s) % 4 == 0)
+            CHECK(weft_sleep(rnd(&s) % 30 * WEFT_USEC) == 0);
+        CHECK(weft_future_resolve(cur->fut[f], IPTR(1000 + f)) == 0);
+    }
+    return NULL;
+}
+
+static unsigned long batches;
+static unsigned long total_cancelled, total_done;
+
+static void *stress_main(void *arg)
+{
+    (void)arg;
+    struct batch *b = calloc(1, sizeof *b);
+    ck_assert_ptr_nonnull(b);
+    cur = b;
+    for (unsigned long n = 0; n < batches; n++) {
+        memset(b->items, 0, sizeof b->items);
+        b->seed = (uint32_t)(n * 2654435761u + 1);
+        for (int f = 0; f < NFUT; f++)
+            ck_assert_int_eq(weft_future_new(&b->fut[f]), 0);
+        for (intptr_t i = 0; i < BATCH; i++)
+            ck_assert_int_eq(weft_spawn(&b->items[i].task, worker_task, IPTR(i)), 0);
+        weft_task *c, *r;
+        ck_assert_int_eq(weft_spawn(&r, resolver, NULL), 0);
+        ck_assert_int_eq(weft_spawn(&c, canceller, NULL), 0);
+        ck_assert_int_eq(weft_join(c, NULL), 0);
+        ck_assert_int_eq(weft_join(r, NULL), 0);
+        for (int i = 0; i < BATCH; i++) {
+            struct item *it = &b->items[i];
+            ck_assert_int_eq(weft_join(it->task, NULL), 0);
+            ck_assert_int_eq(atomic_load(&it->ends), 1);
+            if (it->cancel_rc == -EALREADY)
+                ck_assert_int_eq(it->how, DONE);
+            if (i % 3 == 1 && it->how == DONE)
+                ck_assert_int_eq(PINT(it->value), 1000 + i % NFUT);
+            if (it->child)
+                ck_assert_int_eq(weft_join(it->child, NULL), 0);
+            total_cancelled += it->how == CANCELLED;
+            total_done += it->how == DONE;
+        }
+        for (int f = 0; f < NFUT; f++)
+            ck_assert_int_eq(weft_future_free(b->fut[f]), 0);
+    }
+    free(b);
+    return NULL;
+}
+
+static unsigned stress_workers[] = {1, 2, 4};
+
+START_TEST(stress_cancel_every_task_ends_once)
+{
+    alarm(300);
+    batches = scaled(100000) / BATCH;
+    if (batches < 2)
+        batches = 2;
+    total_cancelled = total_done = 0;
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = stress_workers[_i];
+    ck_assert_int_eq(weft_run(&cfg, stress_main, NULL, NULL), 0);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+    ck_assert_uint_eq(total_cancelled + total_done, batches * BATCH);
+    /* Both outcomes happened, or the race was not exercised. */
+    ck_assert_uint_gt(total_cancelled, 0);
+    ck_assert_uint_gt(total_done, 0);
+    fprintf(stderr, "stress_cancel: %u workers: %lu tasks, %lu cancelled, %lu completed\n",
+            stress_workers[_i], batches * BATCH, total_cancelled, total_done);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("stress_cancel");
+    TCase *tc = tcase_create("stress_cancel");
+    tcase_set_timeout(tc, 330);
+    tcase_add_loop_test(tc, stress_cancel_every_task_ends_once, 0,
+                        (int)(sizeof stress_workers / sizeof stress_workers[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
