@@ -74,11 +74,11 @@ case "${1:-}" in
     say "release build: tests"
     ctest --test-dir build --output-on-failure -j "$jobs"
     say "release build, 4-slot rings: task, scheduler and stress tests"
-    ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|stress_tasks'
+    ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|stress_tasks|stress_cancel'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
-    say "ThreadSanitizer build: stress, ring and scheduler tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched'
+    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future and generator tests"
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_gen'
 
     ;;
   *)
