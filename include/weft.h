@@ -508,6 +508,84 @@ WEFT_API bool weft_gen_closing(const weft_gen *g);
 WEFT_API void weft_gen_free(weft_gen *g);
 
 /* ======================================================================
+ * Channels
+ * ====================================================================== */
+
+/* A Go channel / asyncio.Queue of pointers. Capacity 0 is a rendezvous: a
+ * send waits until a receiver takes the value. */
+typedef struct weft_chan weft_chan;
+
+/* Creates a channel that buffers up to capacity values. Any thread.
+ *   -EINVAL  out is NULL, or capacity is over 2^30.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_chan_new(weft_chan **out, size_t capacity);
+
+/* Frees c and any values still buffered (the values themselves are the
+ * caller's). Any thread.
+ *   -EINVAL  c is NULL.
+ *   -EBUSY   tasks are blocked on c (nothing is freed). */
+WEFT_API int weft_chan_free(weft_chan *c);
+
+/* Sends value: hands it to a waiting receiver, or buffers it, or waits
+ * until one of those is possible. Values arrive in the order they were
+ * sent. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     c is NULL.
+ *   -EPIPE      c is closed (or was closed while this send waited); the
+ *               value was not sent.
+ *   -ECANCELED  the calling task was cancelled; the value was not sent.
+ *   -ETIMEDOUT  (weft_chan_send_until) the deadline passed; not sent.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_chan_send(weft_chan *c, void *value);
+WEFT_API int weft_chan_send_until(weft_chan *c, void *value, uint64_t deadline);
+
+/* Receives the oldest value into *value (if value is not NULL), waiting for
+ * one if there is none. Values buffered before a close are still received.
+ * May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     c is NULL.
+ *   -EPIPE      c is closed and empty.
+ *   -ECANCELED  the calling task was cancelled; nothing was received.
+ *   -ETIMEDOUT  (weft_chan_recv_until) the deadline passed; nothing received.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_chan_recv(weft_chan *c, void **value);
+WEFT_API int weft_chan_recv_until(weft_chan *c, void **value, uint64_t deadline);
+
+/* Send and receive that never wait: -EAGAIN where they would. Any thread.
+ *   -EINVAL  c is NULL.
+ *   -EPIPE   closed (and, for a receive, empty). */
+WEFT_API int weft_chan_try_send(weft_chan *c, void *value);
+WEFT_API int weft_chan_try_recv(weft_chan *c, void **value);
+
+/* Closes c: later sends fail with -EPIPE, every blocked sender and receiver
+ * is woken with -EPIPE, buffered values stay receivable. Any thread.
+ *   -EINVAL  c is NULL.
+ *   -EPIPE   c was closed already. */
+WEFT_API int weft_chan_close(weft_chan *c);
+
+enum weft_chan_dir { WEFT_CHAN_SEND = 1, WEFT_CHAN_RECV = 2 };
+
+/* One operation of weft_chan_select(). */
+struct weft_chan_op {
+    weft_chan *chan;
+    enum weft_chan_dir dir;
+    void *value; /* SEND: the value to send; RECV: the value received */
+    int status;  /* the operation's outcome: 0, or -EPIPE (closed) */
+};
+
+/* Go's select: waits until one of the n operations (at most 64) can be
+ * done, does exactly that one, and returns its index, with ops[i].status
+ * and, for a receive, ops[i].value set. When several are ready at once the
+ * first in ops[] is chosen. A closed channel makes its operation ready
+ * (status -EPIPE). May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     ops is NULL, n is 0 or over 64, or an op is malformed.
+ *   -ETIMEDOUT  the deadline passed (WEFT_NEVER: none); nothing was done.
+ *   -ECANCELED  the calling task was cancelled; nothing was done.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline);
+
+/* ======================================================================
  * Statistics
  * ====================================================================== */
 

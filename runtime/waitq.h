@@ -8,6 +8,7 @@
 #define WEFT_WAITQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lock.h"
@@ -35,6 +36,8 @@ struct weft__waiter {
     uint64_t seq;   /* the task's wait this waiter belongs to */
     void *value;    /* handed over by the waker (a channel's value, a future's result) */
     int status;     /* handed over by the waker (a future's rejection) */
+    size_t *op;     /* a select's: where the winning waker writes `index` */
+    size_t index;
     int linked;     /* still in the queue */
 };
 
