@@ -173,11 +173,9 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
     weft__lock_release(&t->lock);
 }
 
-void weft__timer_disarm(struct weft__task *task)
+void weft__timer_disarm_slow(struct weft__task *task)
 {
     struct weft__worker *w = task->timer_w;
-    if (!w)
-        return;
     weft__lock_acquire(&w->timers.lock);
     if (task->heap_idx != UINT32_MAX) {
         weft__timer_del(&w->timers, task);

@@ -39,7 +39,12 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
                      uint64_t seq);
 /* Takes the calling task's deadline out of whichever heap holds it, if it
  * has not fired. Task context, after its wait ended. */
-void weft__timer_disarm(struct weft__task *task);
+void weft__timer_disarm_slow(struct weft__task *task);
+#define weft__timer_disarm(task)                                                                   \
+    do {                                                                                           \
+        if ((task)->timer_w)                                                                       \
+            weft__timer_disarm_slow(task);                                                         \
+    } while (0)
 /* Ends the waits whose deadlines have passed in w's heap (outcome
  * TIMEDOUT). Worker w's thread. */
 void weft__timers_fire(struct weft__worker *w);

@@ -51,34 +51,6 @@
 #include "timer.h"
 #include "worker.h"
 
-void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w)
-{
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-    w->linked = 1;
-}
-
-void weft__waitq_unlink(struct weft__waitq *q, struct weft__waiter *w)
-{
-    if (!w->linked)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->next = w->prev = NULL;
-    w->linked = 0;
-}
-
 struct weft__waiter *weft__waitq_wake_one(struct weft__waitq *q, void *value)
 {
     struct weft__waiter *w;
@@ -105,13 +77,6 @@ uint64_t weft__wait_seq(struct weft__task *self)
     return ++self->wait_seq;
 }
 
-int weft__cancel_take(struct weft__task *self)
-{
-    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) == 0)
-        return 0;
-    return atomic_exchange(&self->cancel, 0) ? -ECANCELED : 0;
-}
-
 int weft_checkpoint(void)
 {
     struct weft__worker *w = weft__worker_self();
@@ -134,16 +99,6 @@ int weft__wait_error(struct weft__task *self, int how)
     default:
         return how;
     }
-}
-
-int weft__wait_check(struct weft__task *self, uint64_t deadline)
-{
-    int err = self ? weft__cancel_take(self) : 0;
-    if (err < 0)
-        return err;
-    if (deadline != WEFT__NEVER && deadline <= weft_now())
-        return -ETIMEDOUT;
-    return 0;
 }
 
 bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)

@@ -7,6 +7,8 @@
 #ifndef WEFT_WAITQ_H
 #define WEFT_WAITQ_H
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,8 +53,33 @@ static inline void weft__waitq_init(struct weft__waitq *q)
 }
 
 /* Queue operations; under the owning object's lock. */
-void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w);
-void weft__waitq_unlink(struct weft__waitq *q, struct weft__waiter *w);
+static inline void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w)
+{
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    w->linked = 1;
+}
+
+static inline void weft__waitq_unlink(struct weft__waitq *q, struct weft__waiter *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->next = w->prev = NULL;
+    w->linked = 0;
+}
 
 /* Unlinks waiters from the front of q until one of them is woken with
  * WEFT_WAKE_WOKEN (its task readied) and returns it, or NULL when none is
@@ -68,11 +95,28 @@ uint64_t weft__waitq_wake_all(struct weft__waitq *q);
  * becomes findable. Task context. */
 uint64_t weft__wait_seq(struct weft__task *self);
 
+/* A pending cancellation of the calling task, taken: -ECANCELED, else 0.
+ * Task context. */
+static inline int weft__cancel_take(struct weft__task *self)
+{
+    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) == 0)
+        return 0;
+    return atomic_exchange(&self->cancel, 0) ? -ECANCELED : 0;
+}
+
 /* If the calling task has a cancellation pending, takes it and returns
  * -ECANCELED; else -ETIMEDOUT if deadline has passed; else 0. Every
  * suspending call starts with this (self NULL: only the deadline, for a
  * wait that ignores cancellation). Task context. */
-int weft__wait_check(struct weft__task *self, uint64_t deadline);
+static inline int weft__wait_check(struct weft__task *self, uint64_t deadline)
+{
+    int err = self ? weft__cancel_take(self) : 0;
+    if (err < 0)
+        return err;
+    if (deadline != WEFT__NEVER && deadline <= weft_now())
+        return -ETIMEDOUT;
+    return 0;
+}
 
 /* Maps how a wait ended to a return code: WOKEN 0, TIMEDOUT -ETIMEDOUT,
  * CANCELED -ECANCELED (the request is used up), a negative code itself.
@@ -109,8 +153,5 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
  * thread. */
 bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome);
 
-/* A pending cancellation of the calling task, taken: -ECANCELED, else 0.
- * Task context. */
-int weft__cancel_take(struct weft__task *self);
 
 #endif
