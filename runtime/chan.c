@@ -93,13 +93,20 @@ int weft_chan_free(weft_chan *c)
 
 /* ---- the ready cases, under c->lock ---------------------------------- */
 
-/* A select's waiter whose wait this waker ended: tells the selecting task
- * which operation it was. Written after the CAS (only the winner may), but
- * under the channel's lock, which the task retakes before reading it. */
-static void mark_won(struct weft__waiter *w)
+/* Ends w's wait (WOKEN) if it still waits; returns whether this did. For a
+ * select's waiter it also tells the selecting task which operation won:
+ * written after the CAS (only the winner may), but under the channel's
+ * lock, which the selecting task retakes before it reads it. The waiter
+ * record itself is read only before the CAS: a plain waiter may return
+ * (and its frame go) as soon as it is woken. */
+static bool wake_waiter(struct weft__waiter *w)
 {
-    if (w->op)
-        *w->op = w->index;
+    size_t *op = w->op, index = w->index;
+    if (!weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN))
+        return false;
+    if (op)
+        *op = index;
+    return true;
 }
 
 /* Gives v to a waiting receiver; returns whether one took it. */
@@ -110,10 +117,8 @@ static bool hand_to_receiver(weft_chan *c, void *v)
         weft__waitq_unlink(&c->receivers, w);
         w->value = v;
         w->status = 0;
-        if (weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN)) {
-            mark_won(w);
+        if (wake_waiter(w))
             return true;
-        }
     }
     return false;
 }
@@ -127,8 +132,7 @@ static bool take_from_sender(weft_chan *c, void **v)
         weft__waitq_unlink(&c->senders, w);
         void *sent = w->value;
         w->status = 0;
-        if (weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN)) {
-            mark_won(w);
+        if (wake_waiter(w)) {
             *v = sent;
             return true;
         }
@@ -279,8 +283,7 @@ static void fail_all(struct weft__waitq *q)
     while ((w = q->head) != NULL) {
         weft__waitq_unlink(q, w);
         w->status = -EPIPE;
-        if (weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN))
-            mark_won(w);
+        (void)wake_waiter(w);
     }
 }
 

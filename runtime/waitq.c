@@ -51,7 +51,7 @@
 #include "timer.h"
 #include "worker.h"
 
-struct weft__waiter *weft__waitq_wake_one(struct weft__waitq *q, void *value)
+bool weft__waitq_wake_one(struct weft__waitq *q, void *value)
 {
     struct weft__waiter *w;
     while ((w = q->head) != NULL) {
@@ -59,9 +59,9 @@ struct weft__waiter *weft__waitq_wake_one(struct weft__waitq *q, void *value)
         /* Written before the CAS: the waiter reads it after resuming. */
         w->value = value;
         if (weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN))
-            return w;
+            return true;
     }
-    return NULL;
+    return false;
 }
 
 uint64_t weft__waitq_wake_all(struct weft__waitq *q)

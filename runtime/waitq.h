@@ -82,11 +82,12 @@ static inline void weft__waitq_unlink(struct weft__waitq *q, struct weft__waiter
 }
 
 /* Unlinks waiters from the front of q until one of them is woken with
- * WEFT_WAKE_WOKEN (its task readied) and returns it, or NULL when none is
- * still waiting. Waiters whose wait ended otherwise (timed out, cancelled)
- * are unlinked on the way. `value` is stored in the woken waiter first.
- * Under the owning object's lock. Any thread. */
-struct weft__waiter *weft__waitq_wake_one(struct weft__waitq *q, void *value);
+ * WEFT_WAKE_WOKEN (its task readied), storing `value` in its record first;
+ * returns whether one was. Waiters whose wait ended otherwise (timed out,
+ * cancelled) are unlinked on the way. A woken waiter may return at once on
+ * another worker, so its record is not touched after its wake-up. Under
+ * the owning object's lock. Any thread. */
+bool weft__waitq_wake_one(struct weft__waitq *q, void *value);
 /* Wakes every waiter of q; returns how many were woken. Under the lock. */
 uint64_t weft__waitq_wake_all(struct weft__waitq *q);
 
