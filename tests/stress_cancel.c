@@ -3,7 +3,8 @@
  * WEFT_WORKERS = 1, 2 and 4, counted.
  *
  * Tasks come in batches of 1,000. Each sleeps a few microseconds, awaits
- * one of the batch's futures, or joins a child that sleeps, and records
+ * one of the batch's futures, receives from the batch's channel (fed by a
+ * feeder task), or joins a child that sleeps, and records
  * how its wait ended. While they run, a canceller task cancels every one
  * of them at a random moment, and a resolver task settles the futures at
  * random moments, so cancellations land before, during and after the
@@ -12,6 +13,8 @@
  *  - a task whose weft_cancel() returned -EALREADY was not cancelled;
  *  - an awaiter that completed got its future's value (nothing else);
  *  - every future can be freed afterwards: no waiter was left queued;
+ *  - every channel value is received exactly once, by a receiver that was
+ *    not cancelled or by the final drain;
  *  - a child joined by a cancelled joiner is still joinable and joined;
  *  - the runtime shuts down clean (no task, stack or timer left).
  */
@@ -38,8 +41,13 @@ struct item {
 struct batch {
     struct item items[BATCH];
     weft_future *fut[NFUT];
+    weft_chan *chan;          /* kind 3 receives from it; the feeder sends */
+    _Atomic long received;    /* values kind 3 tasks got */
     uint32_t seed;
 };
+
+#define NKINDS 4
+#define NRECV ((BATCH + NKINDS - 1 - 3) / NKINDS) /* tasks of kind 3 */
 
 static struct batch *cur;
 
@@ -63,13 +71,22 @@ static void *worker_task(void *arg)
     intptr_t i = PINT(arg);
     struct item *it = &cur->items[i];
     int err = 0;
-    switch (i % 3) {
+    switch (i % NKINDS) {
     case 0:
         err = weft_sleep((uint64_t)(i % 50) * WEFT_USEC);
         break;
     case 1:
         err = weft_future_await(cur->fut[i % NFUT], WEFT_NEVER, &it->value);
         break;
+    case 3: {
+        void *v = NULL;
+        err = weft_chan_recv(cur->chan, &v);
+        if (err == 0) {
+            CHECK(PINT(v) >= 1 && PINT(v) <= NRECV);
+            atomic_fetch_add(&cur->received, 1);
+        }
+        break;
+    }
     default: {
         weft_task *c;
         CHECK(weft_spawn(&c, short_sleep, IPTR(i % 40)) == 0);
@@ -101,6 +118,16 @@ static void *canceller(void *arg)
     return NULL;
 }
 
+/* Sends one value per kind 3 task, then closes the channel. */
+static void *feeder(void *arg)
+{
+    (void)arg;
+    for (intptr_t v = 1; v <= NRECV; v++)
+        CHECK(weft_chan_send(cur->chan, IPTR(v)) == 0);
+    CHECK(weft_chan_close(cur->chan) == 0);
+    return NULL;
+}
+
 static void *resolver(void *arg)
 {
     (void)arg;
@@ -127,9 +154,12 @@ static void *stress_main(void *arg)
         b->seed = (uint32_t)(n * 2654435761u + 1);
         for (int f = 0; f < NFUT; f++)
             ck_assert_int_eq(weft_future_new(&b->fut[f]), 0);
+        ck_assert_int_eq(weft_chan_new(&b->chan, 16), 0);
+        atomic_store(&b->received, 0);
         for (intptr_t i = 0; i < BATCH; i++)
             ck_assert_int_eq(weft_spawn(&b->items[i].task, worker_task, IPTR(i)), 0);
-        weft_task *c, *r;
+        weft_task *c, *r, *fd;
+        ck_assert_int_eq(weft_spawn(&fd, feeder, NULL), 0);
         ck_assert_int_eq(weft_spawn(&r, resolver, NULL), 0);
         ck_assert_int_eq(weft_spawn(&c, canceller, NULL), 0);
         ck_assert_int_eq(weft_join(c, NULL), 0);
@@ -140,13 +170,22 @@ static void *stress_main(void *arg)
             ck_assert_int_eq(atomic_load(&it->ends), 1);
             if (it->cancel_rc == -EALREADY)
                 ck_assert_int_eq(it->how, DONE);
-            if (i % 3 == 1 && it->how == DONE)
+            if (i % NKINDS == 1 && it->how == DONE)
                 ck_assert_int_eq(PINT(it->value), 1000 + i % NFUT);
             if (it->child)
                 ck_assert_int_eq(weft_join(it->child, NULL), 0);
             total_cancelled += it->how == CANCELLED;
             total_done += it->how == DONE;
         }
+        /* The cancelled receivers left their values in the channel: drain
+         * them; every value sent is accounted for exactly once. */
+        long left = 0;
+        void *v;
+        while (weft_chan_recv(b->chan, &v) == 0)
+            left++;
+        ck_assert_int_eq(weft_join(fd, NULL), 0);
+        ck_assert_int_eq(atomic_load(&b->received) + left, NRECV);
+        ck_assert_int_eq(weft_chan_free(b->chan), 0);
         for (int f = 0; f < NFUT; f++)
             ck_assert_int_eq(weft_future_free(b->fut[f]), 0);
     }
