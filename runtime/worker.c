@@ -461,13 +461,13 @@ static const char *wait_name(const struct weft__task *t)
     case WEFT_W_SLEEP:
         return "sleeping";
     case WEFT_W_FUTURE:
-        return "awaiting a future";
+        return "awaiting future";
     case WEFT_W_GROUP:
-        return "waiting for its task group";
+        return "waiting for task group";
     case WEFT_W_CHAN:
-        return "on a channel";
+        return "blocked on channel";
     case WEFT_W_SYNC:
-        return "on a lock, condition, semaphore or event";
+        return "blocked on lock, condition, semaphore or event";
     default:
         return "blocked";
     }
@@ -489,6 +489,9 @@ static void report_deadlock(struct weft__runtime *rt, uint64_t live)
             if (t->wait == WEFT_W_JOIN && on)
                 weft__say("  task \"%s\" (id %llu): %s %llu", t->name, (unsigned long long)t->id,
                           wait_name(t), (unsigned long long)on->id);
+            else if (t->wait_obj)
+                weft__say("  task \"%s\" (id %llu): %s %p", t->name, (unsigned long long)t->id,
+                          wait_name(t), t->wait_obj);
             else
                 weft__say("  task \"%s\" (id %llu): %s", t->name, (unsigned long long)t->id,
                           wait_name(t));

@@ -19,6 +19,9 @@
  *    is ready with -EPIPE.
  *  - many_producers_many_consumers: 4 producers x 5,000 values through a
  *    capacity-8 channel to 4 consumers: every value received exactly once.
+ *  - deadlock_on_channels_is_reported: two tasks wait on a channel nobody
+ *    else uses; weft_run returns -EDEADLK and the report names both and
+ *    the channel.
  *  - errors: -EINVAL / -EPERM / -EBUSY cases.
  */
 #include <errno.h>
@@ -375,6 +378,44 @@ START_TEST(many_producers_many_consumers)
 }
 END_TEST
 
+/* Every task blocked on channels nobody will use: the run ends with
+ * -EDEADLK and a report naming each task and what it waits on. */
+static void *stuck_recv(void *arg)
+{
+    return IPTR(weft_chan_recv(arg, NULL));
+}
+
+static void *deadlock_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c;
+    CHECK(weft_chan_new(&c, 0) == 0);
+    weft_task *t;
+    CHECK(weft_spawn_opts(&t, stuck_recv, c, &(struct weft_task_opts){.name = "stuck"}) == 0);
+    CHECK(weft_chan_send(c, NULL) == 0); /* the one value: stuck takes it */
+    CHECK(weft_join(t, NULL) == 0);
+    CHECK(weft_spawn_opts(&t, stuck_recv, c, &(struct weft_task_opts){.name = "stuck"}) == 0);
+    weft_chan_recv(c, NULL); /* never returns: both wait for a sender */
+    return NULL;
+}
+
+START_TEST(deadlock_on_channels_is_reported)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers_of[_i];
+    start_capture();
+    int err = weft_run(&cfg, deadlock_main, NULL, NULL);
+    const char *said = stop_capture();
+    ck_assert_int_eq(err, -EDEADLK);
+    ck_assert_msg(strstr(said, "deadlock: 2 tasks are blocked") != NULL, "stderr: %s", said);
+    ck_assert_msg(strstr(said, "task \"main\" (id 1): blocked on channel 0x") != NULL,
+                  "stderr: %s", said);
+    ck_assert_msg(strstr(said, "task \"stuck\"") != NULL, "stderr: %s", said);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
 START_TEST(errors)
 {
     weft_chan *c;
@@ -405,6 +446,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, deadlines_and_cancel_lose_nothing, 0, n);
     tcase_add_loop_test(tc, select_picks_the_ready_one, 0, n);
     tcase_add_loop_test(tc, many_producers_many_consumers, 0, n);
+    tcase_add_loop_test(tc, deadlock_on_channels_is_reported, 0, n);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;
