@@ -341,7 +341,11 @@ WEFT_API int weft_wait_for(weft_task *t, uint64_t timeout_ns, void **result);
 /* asyncio.TaskGroup: structured concurrency. */
 typedef struct weft_group weft_group;
 
-/* Creates an empty group. Any thread.
+/* Creates an empty group. Created inside a generator's body, the group
+ * keeps that body from yielding (weft_gen_yield returns -EPERM) until it
+ * has been waited for or freed: after a yield the group would cancel and
+ * wait on behalf of whichever task resumes the generator next (PEP 789).
+ * Any thread.
  *   -EINVAL  out is NULL.
  *   -ENOMEM  no memory. */
 WEFT_API int weft_group_new(weft_group **out);
@@ -455,7 +459,9 @@ WEFT_API int weft_gen_send(weft_gen *g, void *value, void **out);
  * after weft_gen_next(). Body of g only.
  *   -EPERM   not called from g's own body by the task resuming it
  *            (outside a task, in another generator's body, or in a task
- *            that the body started or runs inline).
+ *            that the body started or runs inline); or a task group
+ *            opened in the body is still open (PEP 789: see
+ *            weft_group_new).
  *   -EINVAL  g is NULL.
  *   -EPIPE   g is being closed (weft_gen_close(); weft_gen_closing(g) is
  *            true): the body should clean up and return. A yield made

@@ -171,6 +171,18 @@ static void unclaim(struct weft_gen *g, uintptr_t state)
 /* Whether the running code is g's body, run by the task that resumed it.
  * Relaxed: the only value that matters, self as the runner, was stored by
  * self. */
+struct weft_gen *weft__gen_current(const struct weft__task *t)
+{
+    /* A child running inline shares its host's context: the stack owner is
+     * at the end of the host chain, and any other context is a body's. */
+    const struct weft__task *owner = t;
+    while (owner->host)
+        owner = owner->host;
+    if (t->fib == &owner->fiber)
+        return NULL;
+    return (struct weft_gen *)weft__gen_of_fiber(t->fib);
+}
+
 static bool in_body(const struct weft_gen *g, const struct weft__task *self)
 {
     return runner_of(atomic_load_explicit(&g->word, memory_order_relaxed)) == self &&
@@ -285,9 +297,11 @@ int weft_gen_yield(weft_gen *g, void *value, void **sent)
         return -EINVAL;
     if (!in_body(g, self))
         return -EPERM;
-    /* TODO(#5): refuse a yield from inside a task group or deadline scope
-     * opened in this body (PEP 789) once those exist: the resumer would
-     * run inside a scope it did not open. */
+    /* PEP 789: a task group opened in this body and still open would, after
+     * the yield, cancel and wait on behalf of whichever task resumes next,
+     * not the one that opened it. */
+    if (atomic_load(&g->open_scopes))
+        return -EPERM;
     if (g->closing) {
         g->ignored_close = true;
         return -EPIPE;

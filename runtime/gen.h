@@ -43,6 +43,10 @@ struct weft_gen {
     bool returned;              /* the body has returned (set on its stack, before its last switch) */
     bool closing;               /* weft_gen_close() resumed it: every yield returns -EPIPE */
     bool ignored_close;         /* it yielded while closing */
+    /* Task groups opened in the body and not yet finished (group.c): while
+     * any is, the body may not yield (PEP 789). Changed by the body's task,
+     * or by whichever thread frees such a group. */
+    _Atomic uint32_t open_scopes;
     char name[32];
 };
 
@@ -53,5 +57,11 @@ static inline const struct weft_gen *weft__gen_of_fiber(const struct weft__fiber
     return (const struct weft_gen *)(const void *)((const char *)f -
                                                    offsetof(struct weft_gen, fiber));
 }
+
+struct weft__task;
+
+/* The generator whose body t is running in (the innermost, when bodies
+ * resume generators), or NULL. Task context of t. */
+struct weft_gen *weft__gen_current(const struct weft__task *t);
 
 #endif

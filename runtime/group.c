@@ -23,6 +23,7 @@
 #include <stdbool.h>
 
 #include "alloc.h"
+#include "gen.h"
 #include "task.h"
 #include "waitq.h"
 #include "weft.h"
@@ -42,6 +43,7 @@ struct weft_group {
     uint64_t live;          /* members spawned and not finished */
     int first_err;          /* the first member failure, or 0 */
     bool cancelling;        /* the members have been cancelled */
+    struct weft_gen *scope; /* the generator body it was opened in, until it is done */
     struct weft__waitq waiter; /* the task in weft_group_wait, if any */
 };
 
@@ -54,8 +56,23 @@ int weft_group_new(weft_group **out)
         return -ENOMEM;
     weft__lock_init(&g->lock);
     weft__waitq_init(&g->waiter);
+    /* Opened inside a generator's body: that body may not yield until the
+     * group is done (PEP 789; gen.c refuses with -EPERM). */
+    struct weft__worker *w = weft__worker_self();
+    if (w && w->current && (g->scope = weft__gen_current(w->current)) != NULL)
+        atomic_fetch_add(&g->scope->open_scopes, 1);
     *out = g;
     return 0;
+}
+
+/* The group's scope in a generator body ends. Under g->lock or with g
+ * private. */
+static void end_scope(weft_group *g)
+{
+    if (g->scope) {
+        atomic_fetch_sub(&g->scope->open_scopes, 1);
+        g->scope = NULL;
+    }
 }
 
 int weft_group_free(weft_group *g)
@@ -68,6 +85,7 @@ int weft_group_free(weft_group *g)
     weft__lock_release(&g->lock);
     if (live || waited)
         return -EBUSY;
+    end_scope(g);
     weft__free(g, sizeof *g);
     return 0;
 }
@@ -154,6 +172,7 @@ int weft_group_wait(weft_group *g)
         weft__lock_acquire(&g->lock);
         if (g->live == 0) {
             int err = cancelled ? -ECANCELED : g->first_err;
+            end_scope(g);
             weft__lock_release(&g->lock);
             return err;
         }

@@ -1180,6 +1180,48 @@ START_TEST(opts_set_the_stack_size_and_name)
 }
 END_TEST
 
+/* PEP 789: a body that opened a task group may not yield until the group
+ * is done; after waiting for it, it may. */
+static void *short_member(void *arg)
+{
+    (void)arg;
+    return IPTR(weft_sleep(100 * WEFT_USEC));
+}
+
+static void *scoped_body(weft_gen *self, void *arg)
+{
+    (void)arg;
+    weft_group *grp;
+    CHECK(weft_group_new(&grp) == 0);
+    CHECK(weft_group_spawn(grp, short_member, NULL) == 0);
+    int refused = weft_gen_yield(self, IPTR(1), NULL); /* group open */
+    CHECK(weft_group_wait(grp) == 0);
+    int after = weft_gen_yield(self, IPTR(2), NULL); /* allowed again */
+    CHECK(weft_group_free(grp) == 0);
+    return IPTR(refused * 10 + after);
+}
+
+static void *scope_main(void *arg)
+{
+    (void)arg;
+    weft_gen *g;
+    ck_assert_int_eq(weft_gen_new(&g, scoped_body, NULL), 0);
+    void *v = NULL;
+    ck_assert_int_eq(weft_gen_next(g, &v), 0);
+    ck_assert_int_eq(PINT(v), 2);
+    ck_assert_int_eq(weft_gen_next(g, &v), WEFT_GEN_DONE);
+    ck_assert_int_eq(PINT(v), -EPERM * 10);
+    weft_gen_free(g);
+    return NULL;
+}
+
+START_TEST(no_yield_inside_a_task_group_opened_in_the_body)
+{
+    run_on(1, scope_main, NULL);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
 static volatile int limit = 1 << 30; /* never reached: the stack ends first */
 
 __attribute__((noinline)) static int recurse(char *prev, int depth)
@@ -1272,6 +1314,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_task_moved_to_another_worker_inside_a_body_continues_there);
     tcase_add_test(tc, many_generators_give_their_stacks_back);
     tcase_add_test(tc, opts_set_the_stack_size_and_name);
+    tcase_add_test(tc, no_yield_inside_a_task_group_opened_in_the_body);
     tcase_add_test(tc, overflow_in_a_body_names_the_generator_and_its_stack);
     suite_add_tcase(s, tc);
     return s;
