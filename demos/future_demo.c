@@ -14,6 +14,10 @@
  *         await asyncio.sleep(1)
  *         print("setter: set_result(42)")
  *         fut.set_result(42)
+ *         try:
+ *             fut.set_result(7)
+ *         except asyncio.InvalidStateError:
+ *             print("setter: set_result(7) again: InvalidStateError")
  *
  *     async def main():
  *         fut = asyncio.get_running_loop().create_future()
