@@ -28,7 +28,8 @@
     X(EPIPE, "closed: the channel or generator is closed or has finished") \
     X(EPROTO, "the generator yielded while it was being closed")           \
     X(ENOTSUP, "not supported by this build or kernel")                  \
-    X(EAGAIN, "resource temporarily unavailable")
+    X(EAGAIN, "would wait: nothing to take or no room right now")         \
+    X(EALREADY, "already done: settled, or finished")
 
 const char *weft_err_name(int err)
 {
