@@ -4,19 +4,20 @@
  * peak RSS. With a larger N it is the many-sleepers memory test.
  *   usage: w6_timers [TASKS [SLEEP_MS]]
  */
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "bench.h"
 #include "weft.h"
 
 static unsigned long ntasks, sleep_ms;
-static unsigned long done;
+static _Atomic unsigned long done; /* sleepers run on every worker */
 
 static void *sleeper(void *arg)
 {
     if (weft_sleep(sleep_ms * WEFT_MSEC) < 0)
         return (void *)1;
-    done++;
+    atomic_fetch_add_explicit(&done, 1, memory_order_relaxed);
     return arg;
 }
 
