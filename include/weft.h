@@ -123,7 +123,10 @@ typedef void *(*weft_fn)(void *arg);
  *   -ENOTSUP  a configuration value asks for something this build lacks.
  *   -EBUSY    a runtime is already running in this process.
  *   -EDEADLK  every task is blocked and nothing can wake one; each blocked
- *             task and what it waits for is printed on stderr.
+ *             task and what it waits for is printed on stderr. Those tasks
+ *             never return: the objects they waited on (channels, futures,
+ *             groups, locks) still list them and must not be used or freed
+ *             afterwards; drop them.
  *   -ENOMEM   the runtime could not allocate its own structures. */
 WEFT_API int weft_run(const struct weft_config *cfg, weft_fn main_fn, void *arg, void **result);
 
