@@ -37,7 +37,7 @@
  *  - sem_cancelled_waiter_takes_no_unit: a cancelled waiter is skipped and
  *    the unit goes to the next, or stays in the semaphore; a waiter that
  *    was handed a unit before the cancellation keeps it, and the
- *    cancellation is delivered at its next suspension.
+ *    cancellation is delivered at a later suspension.
  *  - event_set_clear_wait: set wakes every waiter and stays set; clear;
  *    wait_until times out; a cancelled waiter gets -ECANCELED.
  *  - sync_free_refuses_while_waited_on: every _free is -EBUSY while a task
@@ -623,11 +623,15 @@ START_TEST(sem_acquire_until_times_out)
 }
 END_TEST
 
-static void *sem_acquire_then_yield(void *arg)
+static weft_event *ev;
+
+/* Acquires, then waits for an event nobody sets: it finishes only by a
+ * cancellation, which its acquire must not have taken. */
+static void *sem_acquire_then_wait(void *arg)
 {
     int *next = arg;
     int err = weft_sem_acquire(sem);
-    *next = weft_yield();
+    *next = weft_event_wait(ev);
     return IPTR(err);
 }
 
@@ -662,7 +666,8 @@ static void *sem_cancel_main(void *arg)
     /* Released first, cancelled after: the unit is kept, and the
      * cancellation is delivered at the next suspension. */
     int next = 1;
-    ck_assert_int_eq(weft_spawn(&t[0], sem_acquire_then_yield, &next), 0);
+    ck_assert_int_eq(weft_event_new(&ev), 0);
+    ck_assert_int_eq(weft_spawn(&t[0], sem_acquire_then_wait, &next), 0);
     AWAIT(weft__sem_waiting(sem) == 1);
     ck_assert_int_eq(weft_sem_release(sem), 0);
     ck_assert_int_eq(weft_cancel(t[0]), 0);
@@ -670,6 +675,7 @@ static void *sem_cancel_main(void *arg)
     ck_assert_int_eq(next, -ECANCELED);
     ck_assert_int_eq(weft_sem_value(sem), 0);
     ck_assert_int_eq(weft_sem_free(sem), 0);
+    ck_assert_int_eq(weft_event_free(ev), 0);
     return NULL;
 }
 
@@ -682,8 +688,6 @@ END_TEST
 /* ---- event ------------------------------------------------------------ */
 
 #define NEW 5
-
-static weft_event *ev;
 
 static void *event_waiter(void *arg)
 {
