@@ -138,14 +138,27 @@ END_TEST
 #define NQUEUED 5
 
 static int order[NQUEUED];
-static _Atomic int norder;
+static _Atomic int nslots, norder;
+
+/* Appends x to order[]; norder counts the entries written (release). */
+static void record(int x)
+{
+    order[atomic_fetch_add(&nslots, 1)] = x;
+    atomic_fetch_add(&norder, 1);
+}
+
+static void reset_order(void)
+{
+    atomic_store(&nslots, 0);
+    atomic_store(&norder, 0);
+}
 
 /* Locks mx, records arg, unlocks; returns the lock's result. */
 static void *lock_and_record(void *arg)
 {
     int err = weft_mutex_lock(mx);
     if (err == 0) {
-        order[atomic_fetch_add(&norder, 1)] = (int)PINT(arg);
+        record((int)PINT(arg));
         CHECK(weft_mutex_unlock(mx) == 0);
     }
     return IPTR(err);
@@ -154,7 +167,7 @@ static void *lock_and_record(void *arg)
 static void *fifo_main(void *arg)
 {
     (void)arg;
-    atomic_store(&norder, 0);
+    reset_order();
     ck_assert_int_eq(weft_mutex_new(&mx), 0);
     ck_assert_int_eq(weft_mutex_lock(mx), 0);
     weft_task *t[NQUEUED];
@@ -260,7 +273,7 @@ END_TEST
 static void *cancel_waiter_main(void *arg)
 {
     (void)arg;
-    atomic_store(&norder, 0);
+    reset_order();
     ck_assert_int_eq(weft_mutex_new(&mx), 0);
     ck_assert_int_eq(weft_mutex_lock(mx), 0);
     weft_task *t[3];
@@ -562,14 +575,14 @@ static void *sem_acquire_and_record(void *arg)
 {
     int err = weft_sem_acquire(sem);
     if (err == 0)
-        order[atomic_fetch_add(&norder, 1)] = (int)PINT(arg);
+        record((int)PINT(arg));
     return IPTR(err);
 }
 
 static void *sem_fifo_main(void *arg)
 {
     (void)arg;
-    atomic_store(&norder, 0);
+    reset_order();
     ck_assert_int_eq(weft_sem_new(&sem, 0), 0);
     weft_task *t[NQUEUED];
     for (int i = 0; i < NQUEUED; i++) {
@@ -638,7 +651,7 @@ static void *sem_acquire_then_wait(void *arg)
 static void *sem_cancel_main(void *arg)
 {
     (void)arg;
-    atomic_store(&norder, 0);
+    reset_order();
     ck_assert_int_eq(weft_sem_new(&sem, 0), 0);
     weft_task *t[3];
     for (int i = 0; i < 2; i++) {
