@@ -44,6 +44,11 @@
  *    waits (and a mutex while locked), 0 once it is gone; NULL -EINVAL.
  *  - sync_woken_from_a_plain_thread: a pthread releases a semaphore, sets
  *    an event and signals a condition; the waiting task wakes each time.
+ *  - mutex_deadlock_is_reported: main holds a mutex and joins a task
+ *    waiting for it: weft_run returns -EDEADLK and the report names the
+ *    lock wait (a mutex wait, unlike a semaphore's, cannot be ended by a
+ *    thread outside the runtime). The two tasks stay blocked: the check
+ *    is of what can be clean (no timer, no stack slab left).
  *  - sync_waits_outside_a_task_are_eperm: no runtime: every waiting call
  *    is -EPERM; the any-thread calls work.
  */
@@ -886,6 +891,39 @@ START_TEST(sync_woken_from_a_plain_thread)
 }
 END_TEST
 
+/* Main holds mx and joins a task that waits for mx: nothing can end
+ * either wait (only a task can unlock), so the run is a deadlock. */
+static void *deadlock_main(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weft_mutex_lock(mx), 0);
+    weft_task *t;
+    ck_assert_int_eq(weft_spawn(&t, lock_once, NULL), 0);
+    (void)weft_join(t, NULL);
+    return NULL;
+}
+
+START_TEST(mutex_deadlock_is_reported)
+{
+    ck_assert_int_eq(weft_mutex_new(&mx), 0);
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers_of[_i];
+    start_capture();
+    int err = weft_run(&cfg, deadlock_main, NULL, NULL);
+    const char *out = stop_capture();
+    ck_assert_int_eq(err, -EDEADLK);
+    ck_assert_ptr_nonnull(strstr(out, "on a lock, condition, semaphore or event"));
+    /* The two tasks are still blocked: what can be clean is. */
+    struct weft_stats s;
+    ck_assert_int_eq(weft_stats_get(&s), 0);
+    ck_assert_uint_eq(s.tasks_live, 2);
+    ck_assert_uint_eq(s.timers_pending, 0);
+    ck_assert_uint_eq(s.stack_slabs, 0);
+    ck_assert_int_eq(weft_mutex_free(mx), -EBUSY); /* still locked */
+}
+END_TEST
+
 START_TEST(sync_waits_outside_a_task_are_eperm)
 {
     weft_mutex *m;
@@ -943,6 +981,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, event_set_clear_wait, 0, n);
     tcase_add_loop_test(tc, sync_free_refuses_while_waited_on, 0, n);
     tcase_add_loop_test(tc, sync_woken_from_a_plain_thread, 0, n);
+    tcase_add_loop_test(tc, mutex_deadlock_is_reported, 0, n);
     tcase_add_test(tc, sync_waits_outside_a_task_are_eperm);
     suite_add_tcase(s, tc);
     return s;
