@@ -48,10 +48,15 @@
  * memory; the waker's last access is its lock release, which _free's
  * acquire orders before the free.
  *
- * Memory ordering: everything is under the object's spin lock (acquire /
- * release); what a waker wrote before its wake CAS (a mutex's owner) is
- * seen by the waiter through that lock or through the CAS's acq_rel pair
- * with the acquire load of the wake word in weft__wait (waitq.c).
+ * Memory ordering: the objects' own fields are read and written only under
+ * their spin lock (acquire / release, lock.h). A woken waiter reads nothing
+ * of the object: what it needs is that everything its waker did before
+ * the hand-off (a mutex owner's writes in its critical section, a
+ * producer's writes before a release) happens before what it does next,
+ * which the wake CAS (acq_rel) and the acquire load of the wake word at the
+ * end of weft__wait_publish give (waitq.c). A mutex's new owner field is
+ * written by the unlocker after that CAS, still under the lock, so the
+ * next reader of the field (the new owner's unlock, under the lock) sees it.
  *
  * Threads. Waiting calls (mutex lock and trylock, condition waits,
  * semaphore and event waits) are task context; a mutex belongs to a task,
