@@ -7,19 +7,23 @@
  * from the batch's semaphore (acquire, acquire_until a few microseconds
  * ahead, acquire_until a passed deadline, try_acquire, chosen at random)
  * and 20 attempts to lock the batch's mutex (lock, lock_until, trylock),
- * incrementing a plain counter inside, sometimes yielding there. Releaser
- * tasks release exactly one unit per attempt at random moments, so every
- * blocking acquire is eventually served; a canceller cancels random tasks
- * of the batch until all have finished. Checked per batch:
+ * incrementing a plain counter inside, sometimes yielding there, and
+ * sometimes first waiting on a condition (with a short deadline) that
+ * releases the mutex meanwhile. Releaser tasks release exactly one unit
+ * per attempt at random moments, so every blocking acquire is eventually
+ * served, and signal or broadcast the condition now and then; a canceller
+ * cancels random tasks of the batch until all have finished. Checked per
+ * batch:
  *  - no unit lost or duplicated: units released == units acquired + units
  *    left in the semaphore, and the units left == the attempts that failed
  *    (cancelled, timed out, none available);
  *  - the mutex-protected counter == the successful locks, and no two
- *    tasks were ever inside at once;
+ *    tasks were ever inside at once, condition waits included (each
+ *    returned owning the mutex: its unlock succeeds);
  *  - every call returned one of its documented outcomes, and every
  *    weft_cancel() 0 or -EALREADY;
  *  - every task ended exactly once;
- *  - both objects can be freed afterwards: no waiter left, mutex free;
+ *  - every object can be freed afterwards: no waiter left, mutex free;
  *  - the runtime shuts down clean.
  */
 #include <errno.h>
@@ -37,7 +41,7 @@ struct item {
     weft_task *task;
     _Atomic int ends;
     /* Written by the task, read by main after the join. */
-    long acquired, sem_failed, locked, cancelled, timedout;
+    long acquired, sem_failed, locked, cancelled, timedout, cond_waits;
 };
 
 struct batch {
@@ -45,6 +49,7 @@ struct batch {
     weft_task *releasers[NRELEASERS];
     weft_sem *sem;
     weft_mutex *mx;
+    weft_cond *cv;     /* waited on under mx, signalled by the releasers */
     long counter;       /* under mx */
     _Atomic int inside; /* tasks inside the critical section: 0 or 1 */
     _Atomic int finished;
@@ -120,6 +125,17 @@ static void mutex_attempt(struct item *it, uint32_t *s)
     }
     it->locked++;
     CHECK(atomic_exchange(&cur->inside, 1) == 0);
+    if (rnd(s) % 4 == 0) {
+        /* Releases mx while it waits, and returns owning it again,
+         * however the wait ended. */
+        atomic_store(&cur->inside, 0);
+        err = weft_cond_wait_until(cur->cv, cur->mx, short_deadline(s));
+        CHECK(err == 0 || err == -ETIMEDOUT || err == -ECANCELED);
+        CHECK(atomic_exchange(&cur->inside, 1) == 0);
+        it->cancelled += err == -ECANCELED;
+        it->timedout += err == -ETIMEDOUT;
+        it->cond_waits++;
+    }
     long v = cur->counter;
     if (rnd(s) % 4 == 0) {
         /* A cancellation may be delivered here; the lock is still held. */
@@ -157,6 +173,10 @@ static void *releaser(void *arg)
             CHECK(weft_yield() == 0);
         CHECK(weft_sem_release(cur->sem) == 0);
         atomic_fetch_add(&cur->released, 1);
+        if (r < 6)
+            CHECK(weft_cond_signal(cur->cv) == 0);
+        else if (r == 6)
+            CHECK(weft_cond_broadcast(cur->cv) == 0);
     }
     return NULL;
 }
@@ -175,7 +195,7 @@ static void *canceller(void *arg)
 }
 
 static unsigned long batches;
-static long total_acquired, total_locked, total_cancelled, total_timedout;
+static long total_acquired, total_locked, total_cancelled, total_timedout, total_cond_waits;
 
 static void check_batch(struct batch *b)
 {
@@ -187,6 +207,7 @@ static void check_batch(struct batch *b)
         acquired += it->acquired;
         failed += it->sem_failed;
         locked += it->locked;
+        total_cond_waits += it->cond_waits;
         total_cancelled += it->cancelled;
         total_timedout += it->timedout;
     }
@@ -199,6 +220,7 @@ static void check_batch(struct batch *b)
     ck_assert_int_eq(left, failed);
     ck_assert_int_eq(b->counter, locked);
     ck_assert_int_eq(weft_sem_free(b->sem), 0);
+    ck_assert_int_eq(weft_cond_free(b->cv), 0);
     ck_assert_int_eq(weft_mutex_free(b->mx), 0);
     total_acquired += acquired;
     total_locked += locked;
@@ -215,6 +237,7 @@ static void *stress_main(void *arg)
         b->seed = (uint32_t)(n * 2654435761u + 1);
         ck_assert_int_eq(weft_sem_new(&b->sem, 0), 0);
         ck_assert_int_eq(weft_mutex_new(&b->mx), 0);
+        ck_assert_int_eq(weft_cond_new(&b->cv), 0);
         for (intptr_t i = 0; i < BATCH; i++)
             ck_assert_int_eq(weft_spawn(&b->items[i].task, contender, IPTR(i)), 0);
         for (intptr_t r = 0; r < NRELEASERS; r++)
@@ -236,7 +259,7 @@ START_TEST(stress_sync_no_unit_lost_counter_exact)
     batches = scaled(100000) / UNITS;
     if (batches < 2)
         batches = 2;
-    total_acquired = total_locked = total_cancelled = total_timedout = 0;
+    total_acquired = total_locked = total_cancelled = total_timedout = total_cond_waits = 0;
     struct weft_config cfg;
     weft_config_default(&cfg);
     cfg.workers = stress_workers[_i];
@@ -250,9 +273,9 @@ START_TEST(stress_sync_no_unit_lost_counter_exact)
     ck_assert_int_gt(total_cancelled, 0);
     fprintf(stderr,
             "stress_sync: %u workers: %lu sem attempts, %ld acquired; %lu lock attempts, %ld "
-            "locked; %ld cancellations delivered, %ld timeouts\n",
+            "locked, %ld condition waits; %ld cancellations delivered, %ld timeouts\n",
             stress_workers[_i], batches * UNITS, total_acquired, batches * UNITS, total_locked,
-            total_cancelled, total_timedout);
+            total_cond_waits, total_cancelled, total_timedout);
 }
 END_TEST
 
