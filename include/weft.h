@@ -595,6 +595,189 @@ struct weft_chan_op {
 WEFT_API int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline);
 
 /* ======================================================================
+ * Synchronisation: mutexes, conditions, semaphores, events
+ * ====================================================================== */
+
+/* asyncio.Lock, Condition, Semaphore and Event for tasks that run on any
+ * worker. Each is FIFO: a unit that is freed (an unlock, a release) goes
+ * straight to the longest waiting task that is still waiting, never to a
+ * latecomer. A waiter that times out or is cancelled gets nothing: its
+ * call returns -ETIMEDOUT or -ECANCELED and the unit goes to the next
+ * waiter, so no unit, ownership or wake-up is ever lost, even when a
+ * cancellation and a release race (the bug of asyncio's gh-90155).
+ * Waiting calls take an absolute deadline of weft_now() (WEFT_NEVER: none)
+ * in their _until form; a deadline that has passed fails only a call that
+ * would have to wait. Waiting calls are task context (-EPERM elsewhere);
+ * the calls marked "any thread" below may also be made by a thread that
+ * is not a worker, its wake-ups going through the injection queue. */
+typedef struct weft_mutex weft_mutex;
+typedef struct weft_cond weft_cond;
+typedef struct weft_sem weft_sem;
+typedef struct weft_event weft_event;
+
+/* Creates an unlocked mutex. Does not suspend. Any thread.
+ *   -EINVAL  out is NULL.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_mutex_new(weft_mutex **out);
+
+/* Frees an unlocked mutex nobody waits on. Any thread.
+ *   -EINVAL  m is NULL.
+ *   -EBUSY   m is locked, or a task is inside a lock call on m (nothing
+ *            is freed). A mutex whose owner finished without unlocking it
+ *            stays locked, and cannot be freed. */
+WEFT_API int weft_mutex_free(weft_mutex *m);
+
+/* async with lock: locks m for the calling task, waiting in FIFO order
+ * while another task owns it. A mutex is owned by a task (not a thread):
+ * only that task may unlock it, and it must do so before it finishes. Not
+ * recursive. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     m is NULL.
+ *   -EDEADLK    the calling task owns m already.
+ *   -ECANCELED  the calling task was cancelled before or while it waited;
+ *               it does not own m. */
+WEFT_API int weft_mutex_lock(weft_mutex *m);
+
+/* weft_mutex_lock() bounded by an absolute deadline. A free mutex is
+ * locked even if the deadline has passed. Errors as weft_mutex_lock(), and
+ *   -ETIMEDOUT  the deadline passed first; the task does not own m.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline);
+
+/* Locks m if it is free, without waiting. Does not suspend. Task context.
+ *   -EPERM   called outside a task.
+ *   -EINVAL  m is NULL.
+ *   -EBUSY   m is locked (by any task, the caller included). */
+WEFT_API int weft_mutex_trylock(weft_mutex *m);
+
+/* Unlocks m: hands it to the first task still waiting for it, or leaves it
+ * free. Does not suspend. Task context (the owning task).
+ *   -EPERM   called outside a task, or the calling task does not own m.
+ *   -EINVAL  m is NULL. */
+WEFT_API int weft_mutex_unlock(weft_mutex *m);
+
+/* Creates a condition variable. Any thread.
+ *   -EINVAL  out is NULL.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_cond_new(weft_cond **out);
+
+/* Frees c. Any thread.
+ *   -EINVAL  c is NULL.
+ *   -EBUSY   a task is inside a wait on c (nothing is freed). */
+WEFT_API int weft_cond_free(weft_cond *c);
+
+/* await cond.wait(): atomically unlocks m (which the calling task must
+ * own) and waits until c is signalled; then locks m again before
+ * returning, whatever the outcome: on 0, -ETIMEDOUT and -ECANCELED alike
+ * the caller owns m (as with pthread_cond_timedwait). Taking m back waits
+ * for its current owner and ignores cancellation: a cancellation that
+ * arrives then stays pending for the task's next suspension. There are no
+ * spurious wake-ups (0 means signalled), but another task may take m and
+ * change the state first: test the predicate in a loop. May suspend. Task
+ * context.
+ *   -EPERM      called outside a task, or the caller does not own m.
+ *   -EINVAL     c or m is NULL.
+ *   -ECANCELED  the calling task was cancelled before or while it waited
+ *               (before: m was never released). */
+WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m);
+
+/* weft_cond_wait() bounded by an absolute deadline (for the wait on c; m
+ * is taken back however long that takes). Errors as weft_cond_wait(), and
+ *   -ETIMEDOUT  the deadline passed before a signal (m is owned again).
+ *   -ENOMEM     the worker's timer heap could not grow (m is owned). */
+WEFT_API int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline);
+
+/* cond.notify(): wakes the task that has waited longest on c, if any (a
+ * signal with nobody waiting is not remembered). Callers usually hold the
+ * mutex, but need not. Does not suspend. Any thread.
+ *   -EINVAL  c is NULL. */
+WEFT_API int weft_cond_signal(weft_cond *c);
+
+/* cond.notify_all(): wakes every task waiting on c. Does not suspend. Any
+ * thread.
+ *   -EINVAL  c is NULL. */
+WEFT_API int weft_cond_broadcast(weft_cond *c);
+
+/* Creates a counting semaphore holding `initial` units. Any thread.
+ *   -EINVAL  out is NULL, or initial > INT_MAX.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_sem_new(weft_sem **out, unsigned initial);
+
+/* Frees s, whatever units it holds. Any thread.
+ *   -EINVAL  s is NULL.
+ *   -EBUSY   a task is inside an acquire on s (nothing is freed). */
+WEFT_API int weft_sem_free(weft_sem *s);
+
+/* await sem.acquire(): takes one unit, waiting in FIFO order while there
+ * is none. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     s is NULL.
+ *   -ECANCELED  the calling task was cancelled before or while it waited;
+ *               it took no unit (one released meanwhile went to the next
+ *               waiter, or stayed in s). */
+WEFT_API int weft_sem_acquire(weft_sem *s);
+
+/* weft_sem_acquire() bounded by an absolute deadline. A unit that is
+ * available is taken even if the deadline has passed. Errors as
+ * weft_sem_acquire(), and
+ *   -ETIMEDOUT  the deadline passed first; no unit was taken.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_sem_acquire_until(weft_sem *s, uint64_t deadline);
+
+/* Takes one unit if one is available, without waiting. Does not suspend.
+ * Any thread.
+ *   -EINVAL  s is NULL.
+ *   -EAGAIN  no unit available. */
+WEFT_API int weft_sem_try_acquire(weft_sem *s);
+
+/* sem.release(): gives one unit to the first task still waiting, or adds
+ * it to s. Does not suspend. Any thread.
+ *   -EINVAL     s is NULL.
+ *   -EOVERFLOW  s holds INT_MAX units already (nothing changes). */
+WEFT_API int weft_sem_release(weft_sem *s);
+
+/* The units s holds now (>= 0). Any thread.
+ *   -EINVAL  s is NULL. */
+WEFT_API int weft_sem_value(weft_sem *s);
+
+/* Creates an event, not set. Any thread.
+ *   -EINVAL  out is NULL.
+ *   -ENOMEM  no memory. */
+WEFT_API int weft_event_new(weft_event **out);
+
+/* Frees e. Any thread.
+ *   -EINVAL  e is NULL.
+ *   -EBUSY   a task is inside a wait on e (nothing is freed). */
+WEFT_API int weft_event_free(weft_event *e);
+
+/* event.set(): sets e and wakes every task waiting on it; later waits
+ * return at once until weft_event_clear(). Does not suspend. Any thread.
+ *   -EINVAL  e is NULL. */
+WEFT_API int weft_event_set(weft_event *e);
+
+/* event.clear(): unsets e. Tasks woken by an earlier set still return 0.
+ * Does not suspend. Any thread.
+ *   -EINVAL  e is NULL. */
+WEFT_API int weft_event_clear(weft_event *e);
+
+/* event.is_set(): 1 if e is set, 0 if not. Any thread.
+ *   -EINVAL  e is NULL. */
+WEFT_API int weft_event_is_set(weft_event *e);
+
+/* await event.wait(): returns 0 at once if e is set, else waits until it
+ * is set. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     e is NULL.
+ *   -ECANCELED  the calling task was cancelled before or while it waited. */
+WEFT_API int weft_event_wait(weft_event *e);
+
+/* weft_event_wait() bounded by an absolute deadline. Errors as
+ * weft_event_wait(), and
+ *   -ETIMEDOUT  the deadline passed first.
+ *   -ENOMEM     the worker's timer heap could not grow. */
+WEFT_API int weft_event_wait_until(weft_event *e, uint64_t deadline);
+
+/* ======================================================================
  * Statistics
  * ====================================================================== */
 

@@ -49,6 +49,11 @@ struct weft_chan {
     struct weft__lock lock;     /* guards everything below */
     size_t cap, head, len;      /* ring buffer: len values from head */
     bool closed;
+    /* Tasks inside a call on c that will still take c->lock: queued, or
+     * woken by a timeout or cancel (or, for a select, woken at all: it
+     * retakes every lock). A waker that ends a plain waiter's wait counts
+     * it out, since that waiter returns without the lock. */
+    uint64_t nwaiting;
     struct weft__waitq senders; /* waiter.value: the value to send */
     struct weft__waitq receivers;
     void **buf;                 /* cap slots */
@@ -81,7 +86,7 @@ int weft_chan_free(weft_chan *c)
     if (!c)
         return -EINVAL;
     weft__lock_acquire(&c->lock);
-    bool busy = c->senders.head || c->receivers.head;
+    bool busy = c->nwaiting != 0;
     weft__lock_release(&c->lock);
     if (busy)
         return -EBUSY;
@@ -99,13 +104,15 @@ int weft_chan_free(weft_chan *c)
  * lock, which the selecting task retakes before it reads it. The waiter
  * record itself is read only before the CAS: a plain waiter may return
  * (and its frame go) as soon as it is woken. */
-static bool wake_waiter(struct weft__waiter *w)
+static bool wake_waiter(weft_chan *c, struct weft__waiter *w)
 {
     size_t *op = w->op, index = w->index;
     if (!weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN))
         return false;
     if (op)
         *op = index;
+    else
+        c->nwaiting--;
     return true;
 }
 
@@ -117,7 +124,7 @@ static bool hand_to_receiver(weft_chan *c, void *v)
         weft__waitq_unlink(&c->receivers, w);
         w->value = v;
         w->status = 0;
-        if (wake_waiter(w))
+        if (wake_waiter(c, w))
             return true;
     }
     return false;
@@ -132,7 +139,7 @@ static bool take_from_sender(weft_chan *c, void **v)
         weft__waitq_unlink(&c->senders, w);
         void *sent = w->value;
         w->status = 0;
-        if (wake_waiter(w)) {
+        if (wake_waiter(c, w)) {
             *v = sent;
             return true;
         }
@@ -194,11 +201,13 @@ static int chan_wait(weft_chan *c, struct weft__waitq *q, struct weft__task *sel
     me->seq = weft__wait_seq(self);
     me->status = 0;
     weft__waitq_push(q, me);
+    c->nwaiting++;
     int how = weft__wait(self, me->seq, &c->lock, deadline, WEFT_W_CHAN, c, false);
     if (how == WEFT_WAKE_WOKEN)
-        return me->status;
+        return me->status; /* the waker counted us out */
     weft__lock_acquire(&c->lock);
     weft__waitq_unlink(q, me);
+    c->nwaiting--;
     weft__lock_release(&c->lock);
     return weft__wait_error(self, how);
 }
@@ -277,13 +286,13 @@ int weft_chan_try_recv(weft_chan *c, void **value)
 }
 
 /* Wakes every waiter of q with -EPIPE. Under c->lock. */
-static void fail_all(struct weft__waitq *q)
+static void fail_all(weft_chan *c, struct weft__waitq *q)
 {
     struct weft__waiter *w;
     while ((w = q->head) != NULL) {
         weft__waitq_unlink(q, w);
         w->status = -EPIPE;
-        (void)wake_waiter(w);
+        (void)wake_waiter(c, w);
     }
 }
 
@@ -297,8 +306,8 @@ int weft_chan_close(weft_chan *c)
         return -EPIPE;
     }
     c->closed = true;
-    fail_all(&c->receivers);
-    fail_all(&c->senders);
+    fail_all(c, &c->receivers);
+    fail_all(c, &c->senders);
     weft__lock_release(&c->lock);
     return 0;
 }
@@ -402,16 +411,19 @@ int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
         } else {
             weft__waitq_push(&ops[i].chan->receivers, &me[i]);
         }
+        ops[i].chan->nwaiting++;
     }
     struct held h = {chans, m};
     int how = weft__wait_publish(self, seq, deadline, WEFT_W_CHAN, ops[0].chan, false,
                                  unlock_held, &h);
     if (how >= 0) /* (-ENOMEM: it did not wait, and holds the locks still) */
         lock_all(chans, m);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         weft__waitq_unlink(ops[i].dir == WEFT_CHAN_SEND ? &ops[i].chan->senders
                                                         : &ops[i].chan->receivers,
                            &me[i]);
+        ops[i].chan->nwaiting--;
+    }
     unlock_all(chans, m);
     if (how != WEFT_WAKE_WOKEN)
         return how < 0 ? how : weft__wait_error(self, how);

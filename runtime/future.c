@@ -42,7 +42,8 @@ struct weft_future {
     int state;                /* PENDING until settled, then fixed */
     int err;                  /* REJECTED: the negative code */
     void *value;              /* RESOLVED: the value */
-    uint64_t nwaiting;        /* waiters queued */
+    uint64_t nwaiting;        /* tasks inside weft_future_await that will still take the
+                                 lock: queued, or whose wait ended by timeout or cancel */
     struct weft__waitq waiters;
 };
 
@@ -87,10 +88,13 @@ static int settle(weft_future *f, int state, void *value, int err)
     struct weft__waiter *w;
     while ((w = f->waiters.head) != NULL) {
         weft__waitq_unlink(&f->waiters, w);
-        f->nwaiting--;
         w->value = value;
         w->status = err;
-        weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN);
+        /* A waiter whose wait ended otherwise (timed out, cancelled) still
+         * takes f->lock when it resumes, so it stays counted, and keeps f
+         * from being freed, until it counts itself out. */
+        if (weft__wake(w->task, w->seq, WEFT_WAKE_WOKEN))
+            f->nwaiting--;
     }
     weft__lock_release(&f->lock);
     return 0;
@@ -149,10 +153,8 @@ int weft_future_await(weft_future *f, uint64_t deadline, void **value)
     atomic_fetch_sub(&weft__rt->ext_waits, 1);
     if (how != WEFT_WAKE_WOKEN) {
         weft__lock_acquire(&f->lock);
-        if (me.linked) {
-            weft__waitq_unlink(&f->waiters, &me);
-            f->nwaiting--;
-        }
+        weft__waitq_unlink(&f->waiters, &me);
+        f->nwaiting--;
         weft__lock_release(&f->lock);
         return weft__wait_error(self, how);
     }

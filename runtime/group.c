@@ -45,6 +45,7 @@ struct weft_group {
     bool cancelling;        /* the members have been cancelled */
     struct weft_gen *scope; /* the generator body it was opened in, until it is done */
     struct weft__waitq waiter; /* the task in weft_group_wait, if any */
+    unsigned waiting;       /* tasks inside weft_group_wait (they retake the lock) */
 };
 
 int weft_group_new(weft_group **out)
@@ -81,7 +82,7 @@ int weft_group_free(weft_group *g)
         return -EINVAL;
     weft__lock_acquire(&g->lock);
     uint64_t live = g->live;
-    bool waited = g->waiter.head != NULL;
+    bool waited = g->waiting != 0;
     weft__lock_release(&g->lock);
     if (live || waited)
         return -EBUSY;
@@ -168,17 +169,21 @@ int weft_group_wait(weft_group *g)
         return -EINVAL;
     struct weft__task *self = w->current;
     bool cancelled = false;
+    weft__lock_acquire(&g->lock);
+    if (g->waiting) {
+        weft__lock_release(&g->lock);
+        return -EBUSY;
+    }
+    g->waiting = 1;
+    weft__lock_release(&g->lock);
     for (;;) {
         weft__lock_acquire(&g->lock);
         if (g->live == 0) {
             int err = cancelled ? -ECANCELED : g->first_err;
             end_scope(g);
+            g->waiting = 0;
             weft__lock_release(&g->lock);
             return err;
-        }
-        if (g->waiter.head) {
-            weft__lock_release(&g->lock);
-            return -EBUSY;
         }
         if (!cancelled && weft__cancel_take(self) < 0) {
             cancelled = true;
@@ -193,8 +198,12 @@ int weft_group_wait(weft_group *g)
             weft__lock_release(&g->lock);
             if (how == WEFT_WAKE_CANCELED)
                 (void)weft__wait_error(self, how); /* use the request up */
-            else if (how < 0)
+            else if (how < 0) {
+                weft__lock_acquire(&g->lock);
+                g->waiting = 0;
+                weft__lock_release(&g->lock);
                 return how;
+            }
             if (!cancelled) {
                 cancelled = true;
                 weft__lock_acquire(&g->lock);

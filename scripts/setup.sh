@@ -77,8 +77,8 @@ case "${1:-}" in
     ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|stress_tasks|stress_cancel'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
-    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel and generator tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_gen'
+    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync and generator tests"
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen'
 
     ;;
   *)
