@@ -35,7 +35,8 @@ extern "C" {
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 
-/* The library's version as "MAJOR.MINOR.PATCH". Any thread. */
+/* The library's version as "MAJOR.MINOR.PATCH". Never suspends. Any
+ * thread. */
 WEFT_API const char *weft_version(void);
 
 /* ======================================================================
@@ -44,11 +45,13 @@ WEFT_API const char *weft_version(void);
 
 /* A short English description of a weft return code (negative errno), e.g.
  * "the handle no longer names a task". Unknown codes get strerror's text.
- * Any thread. */
+ * Any thread.
+ * Never suspends. */
 WEFT_API const char *weft_strerror(int err);
 
 /* The symbolic name of a return code: "ECANCELED", "ESRCH", ... ("0" for
- * success, "E?" for a code weft does not use). Any thread. */
+ * success, "E?" for a code weft does not use). Any thread.
+ * Never suspends. */
 WEFT_API const char *weft_err_name(int err);
 
 /* ======================================================================
@@ -107,7 +110,8 @@ struct weft_config {
 
 /* Fills *cfg with the defaults: workers 0, parallel, 5000 us, 64 KiB
  * stacks, automatic guard, no pinning, no stats, no trace, steal half from
- * a random victim, LIFO on, inline with 32 KiB of headroom. Any thread. */
+ * a random victim, LIFO on, inline with 32 KiB of headroom. Any thread.
+ * Never suspends. */
 WEFT_API void weft_config_default(struct weft_config *cfg);
 
 /* A task's body: takes the spawner's argument, returns the task's result. */
@@ -171,6 +175,7 @@ struct weft_task_opts {
 WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg);
 
 /* weft_spawn() with a name and a stack size. Errors as weft_spawn(), and
+ * Does not suspend. Task context, or a thread that is not a worker.
  *   -EINVAL  opts->stack_size is non-zero and outside [16 KiB, 1 GiB]. */
 WEFT_API int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg,
                              const struct weft_task_opts *opts);
@@ -192,6 +197,7 @@ WEFT_API int weft_join(weft_task *t, void **result);
 
 /* weft_join() bounded by an absolute deadline (weft_now() + timeout, or
  * WEFT_NEVER). Errors as weft_join(), and
+ * May suspend.
  *   -ETIMEDOUT  the deadline passed first; the handle stays valid and t runs
  *               on (weft_wait_for() cancels it instead).
  *   -EPERM      a deadline other than WEFT_NEVER, from a thread that is not
@@ -242,15 +248,18 @@ WEFT_API int weft_yield(void);
 WEFT_API int weft_sleep(uint64_t ns);
 
 /* weft_sleep() until an absolute deadline of weft_now(); a deadline that has
- * passed behaves as weft_yield(). Errors as weft_sleep(). */
+ * passed behaves as weft_yield(). Errors as weft_sleep().
+ * May suspend. Task context. */
 WEFT_API int weft_sleep_until(uint64_t deadline);
 
-/* The calling task's handle, or NULL outside a task. Any thread. */
+/* The calling task's handle, or NULL outside a task. Any thread.
+ * Never suspends. */
 WEFT_API weft_task *weft_self(void);
 
 /* The task's id: a number unique within one weft_run (the main task is 1),
  * as printed in reports; 0 if t does not name a live or unjoined task.
- * Task context. */
+ * Task context.
+ * Never suspends. */
 WEFT_API uint64_t weft_task_id(weft_task *t);
 
 /* ======================================================================
@@ -283,6 +292,7 @@ typedef struct weft_future weft_future;
 WEFT_API int weft_future_new(weft_future **out);
 
 /* Frees f, settled or not. Any thread.
+ * Does not suspend.
  *   -EINVAL  f is NULL.
  *   -EBUSY   tasks are waiting on f (nothing is freed). */
 WEFT_API int weft_future_free(weft_future *f);
@@ -296,10 +306,12 @@ WEFT_API int weft_future_resolve(weft_future *f, void *value);
 
 /* fut.set_exception(): settles f with the error err (a negative errno
  * value), which every awaiter gets as its return value. Errors as
- * weft_future_resolve(), and -EINVAL when err is not negative. */
+ * weft_future_resolve(), and -EINVAL when err is not negative.
+ * Does not suspend. Any thread. */
 WEFT_API int weft_future_reject(weft_future *f, int err);
 
 /* fut.done(): 1 if f is settled, 0 if pending. Any thread.
+ * Does not suspend.
  *   -EINVAL  f is NULL. */
 WEFT_API int weft_future_done(weft_future *f);
 
@@ -349,6 +361,7 @@ typedef struct weft_group weft_group;
  * has been waited for or freed: after a yield the group would cancel and
  * wait on behalf of whichever task resumes the generator next (PEP 789).
  * Any thread.
+ * Does not suspend.
  *   -EINVAL  out is NULL.
  *   -ENOMEM  no memory. */
 WEFT_API int weft_group_new(weft_group **out);
@@ -373,6 +386,7 @@ WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg);
 WEFT_API int weft_group_wait(weft_group *g);
 
 /* Frees an empty group. Any thread.
+ * Does not suspend.
  *   -EINVAL  g is NULL.
  *   -EBUSY   members are still running, or a task waits on g (nothing is
  *            freed: wait first). */
@@ -432,6 +446,7 @@ WEFT_API int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg);
 
 /* weft_gen_new() with a name and a stack size. Errors as weft_gen_new(),
  * and
+ * Does not suspend. Task context.
  *   -EINVAL  opts->stack_size is non-zero and outside [16 KiB, 1 GiB]. */
 WEFT_API int weft_gen_new_opts(weft_gen **out, weft_gen_fn fn, void *arg,
                                const struct weft_gen_opts *opts);
@@ -452,6 +467,7 @@ WEFT_API int weft_gen_next(weft_gen *g, void **out);
 /* g.send(value): as weft_gen_next(), but the suspended weft_gen_yield()
  * returns `value` in its *sent. weft_gen_send(g, NULL, out) is
  * weft_gen_next(g, out). Errors as weft_gen_next(), and
+ * Task context.
  *   -EINVAL   value is not NULL and g has not started (it has no yield to
  *             receive it: Python's TypeError). */
 WEFT_API int weft_gen_send(weft_gen *g, void *value, void **out);
@@ -505,7 +521,8 @@ WEFT_API int weft_gen_close(weft_gen *g);
 
 /* Whether g is being (or has been) closed by weft_gen_close(): what the
  * body asks after a weft_gen_yield() returned -EPIPE. False for NULL. Any
- * thread; meaningful in g's body. */
+ * thread; meaningful in g's body.
+ * Never suspends. */
 WEFT_API bool weft_gen_closing(const weft_gen *g);
 
 /* Frees g. A generator suspended at a yield is closed first
@@ -525,12 +542,14 @@ WEFT_API void weft_gen_free(weft_gen *g);
 typedef struct weft_chan weft_chan;
 
 /* Creates a channel that buffers up to capacity values. Any thread.
+ * Does not suspend.
  *   -EINVAL  out is NULL, or capacity is over 2^30.
  *   -ENOMEM  no memory. */
 WEFT_API int weft_chan_new(weft_chan **out, size_t capacity);
 
 /* Frees c and any values still buffered (the values themselves are the
  * caller's). Any thread.
+ * Does not suspend.
  *   -EINVAL  c is NULL.
  *   -EBUSY   tasks are blocked on c (nothing is freed). */
 WEFT_API int weft_chan_free(weft_chan *c);
@@ -561,6 +580,7 @@ WEFT_API int weft_chan_recv(weft_chan *c, void **value);
 WEFT_API int weft_chan_recv_until(weft_chan *c, void **value, uint64_t deadline);
 
 /* Send and receive that never wait: -EAGAIN where they would. Any thread.
+ * Neither suspends.
  *   -EINVAL  c is NULL.
  *   -EPIPE   closed (and, for a receive, empty). */
 WEFT_API int weft_chan_try_send(weft_chan *c, void *value);
@@ -568,6 +588,7 @@ WEFT_API int weft_chan_try_recv(weft_chan *c, void **value);
 
 /* Closes c: later sends fail with -EPIPE, every blocked sender and receiver
  * is woken with -EPIPE, buffered values stay receivable. Any thread.
+ * Does not suspend.
  *   -EINVAL  c is NULL.
  *   -EPIPE   c was closed already. */
 WEFT_API int weft_chan_close(weft_chan *c);
@@ -621,6 +642,7 @@ typedef struct weft_event weft_event;
 WEFT_API int weft_mutex_new(weft_mutex **out);
 
 /* Frees an unlocked mutex nobody waits on. Any thread.
+ * Does not suspend.
  *   -EINVAL  m is NULL.
  *   -EBUSY   m is locked, or a task is inside a lock call on m (nothing
  *            is freed). A mutex whose owner finished without unlocking it
@@ -640,6 +662,7 @@ WEFT_API int weft_mutex_lock(weft_mutex *m);
 
 /* weft_mutex_lock() bounded by an absolute deadline. A free mutex is
  * locked even if the deadline has passed. Errors as weft_mutex_lock(), and
+ * May suspend. Task context.
  *   -ETIMEDOUT  the deadline passed first; the task does not own m.
  *   -ENOMEM     the worker's timer heap could not grow. */
 WEFT_API int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline);
@@ -657,11 +680,13 @@ WEFT_API int weft_mutex_trylock(weft_mutex *m);
 WEFT_API int weft_mutex_unlock(weft_mutex *m);
 
 /* Creates a condition variable. Any thread.
+ * Does not suspend.
  *   -EINVAL  out is NULL.
  *   -ENOMEM  no memory. */
 WEFT_API int weft_cond_new(weft_cond **out);
 
 /* Frees c. Any thread.
+ * Does not suspend.
  *   -EINVAL  c is NULL.
  *   -EBUSY   a task is inside a wait on c (nothing is freed). */
 WEFT_API int weft_cond_free(weft_cond *c);
@@ -683,6 +708,7 @@ WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m);
 
 /* weft_cond_wait() bounded by an absolute deadline (for the wait on c; m
  * is taken back however long that takes). Errors as weft_cond_wait(), and
+ * May suspend. Task context.
  *   -ETIMEDOUT  the deadline passed before a signal (m is owned again).
  *   -ENOMEM     the worker's timer heap could not grow (m is owned). */
 WEFT_API int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline);
@@ -699,11 +725,13 @@ WEFT_API int weft_cond_signal(weft_cond *c);
 WEFT_API int weft_cond_broadcast(weft_cond *c);
 
 /* Creates a counting semaphore holding `initial` units. Any thread.
+ * Does not suspend.
  *   -EINVAL  out is NULL, or initial > INT_MAX.
  *   -ENOMEM  no memory. */
 WEFT_API int weft_sem_new(weft_sem **out, unsigned initial);
 
 /* Frees s, whatever units it holds. Any thread.
+ * Does not suspend.
  *   -EINVAL  s is NULL.
  *   -EBUSY   a task is inside an acquire on s (nothing is freed). */
 WEFT_API int weft_sem_free(weft_sem *s);
@@ -720,6 +748,7 @@ WEFT_API int weft_sem_acquire(weft_sem *s);
 /* weft_sem_acquire() bounded by an absolute deadline. A unit that is
  * available is taken even if the deadline has passed. Errors as
  * weft_sem_acquire(), and
+ * May suspend. Task context.
  *   -ETIMEDOUT  the deadline passed first; no unit was taken.
  *   -ENOMEM     the worker's timer heap could not grow. */
 WEFT_API int weft_sem_acquire_until(weft_sem *s, uint64_t deadline);
@@ -737,15 +766,18 @@ WEFT_API int weft_sem_try_acquire(weft_sem *s);
 WEFT_API int weft_sem_release(weft_sem *s);
 
 /* The units s holds now (>= 0). Any thread.
+ * Does not suspend.
  *   -EINVAL  s is NULL. */
 WEFT_API int weft_sem_value(weft_sem *s);
 
 /* Creates an event, not set. Any thread.
+ * Does not suspend.
  *   -EINVAL  out is NULL.
  *   -ENOMEM  no memory. */
 WEFT_API int weft_event_new(weft_event **out);
 
 /* Frees e. Any thread.
+ * Does not suspend.
  *   -EINVAL  e is NULL.
  *   -EBUSY   a task is inside a wait on e (nothing is freed). */
 WEFT_API int weft_event_free(weft_event *e);
@@ -761,6 +793,7 @@ WEFT_API int weft_event_set(weft_event *e);
 WEFT_API int weft_event_clear(weft_event *e);
 
 /* event.is_set(): 1 if e is set, 0 if not. Any thread.
+ * Does not suspend.
  *   -EINVAL  e is NULL. */
 WEFT_API int weft_event_is_set(weft_event *e);
 
@@ -773,6 +806,7 @@ WEFT_API int weft_event_wait(weft_event *e);
 
 /* weft_event_wait() bounded by an absolute deadline. Errors as
  * weft_event_wait(), and
+ * May suspend. Task context.
  *   -ETIMEDOUT  the deadline passed first.
  *   -ENOMEM     the worker's timer heap could not grow. */
 WEFT_API int weft_event_wait_until(weft_event *e, uint64_t deadline);
@@ -805,6 +839,7 @@ struct weft_stats {
  * ends with tasks_live, stacks_in_use, stack_slabs and timers_pending all
  * 0). Any thread; from outside a worker while a runtime runs the figures
  * may be momentarily stale.
+ * Never suspends.
  *   -EINVAL  out is NULL.
  *   -ESRCH   no runtime has run in this process. */
 WEFT_API int weft_stats_get(struct weft_stats *out);
