@@ -338,6 +338,16 @@ WEFT_API int weft_future_await(weft_future *f, uint64_t deadline, void **value);
  *   -ECANCELED  the calling task was cancelled (see above). */
 WEFT_API int weft_gather(weft_task **tasks, size_t n, void **results, int *errors);
 
+/* weft_gather() bounded by an absolute deadline: once it passes, every
+ * task not yet joined is cancelled and still joined (so none is left
+ * behind), every outcome is filled in, and -ETIMEDOUT is returned.
+ * Otherwise as weft_gather(). May suspend. Task context.
+ *   -ETIMEDOUT  the deadline passed (see above).
+ *   -ENOMEM     the worker's timer heap could not grow.
+ *   other       as weft_gather(). */
+WEFT_API int weft_gather_until(weft_task **tasks, size_t n, uint64_t deadline, void **results,
+                               int *errors);
+
 /* asyncio.wait_for(task, timeout): joins t, waiting at most timeout_ns.
  * On time: as weft_join(). Too late: t is cancelled, then joined (waiting
  * for it to finish, its result dropped), and -ETIMEDOUT is returned; the
@@ -384,6 +394,16 @@ WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg);
  *   -EBUSY      another task is waiting on g.
  *   -ECANCELED  the calling task was cancelled (after all members ended). */
 WEFT_API int weft_group_wait(weft_group *g);
+
+/* weft_group_wait() bounded by an absolute deadline. When it passes first,
+ * -ETIMEDOUT is returned and the members run on: the group stays open, to
+ * be waited for again (or its members cancelled by cancelling the waiter).
+ * Once the waiter has been cancelled, it waits for the cancelled members
+ * to the end regardless of the deadline. May suspend. Task context.
+ *   -ETIMEDOUT  the deadline passed; the members run on.
+ *   -ENOMEM     the worker's timer heap could not grow.
+ *   other       as weft_group_wait(). */
+WEFT_API int weft_group_wait_until(weft_group *g, uint64_t deadline);
 
 /* Frees an empty group. Any thread.
  * Does not suspend.

@@ -165,6 +165,12 @@ int weft_future_await(weft_future *f, uint64_t deadline, void **value)
 
 int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
 {
+    return weft_gather_until(tasks, n, WEFT__NEVER, results, errors);
+}
+
+int weft_gather_until(weft_task **tasks, size_t n, uint64_t deadline, void **results,
+                      int *errors)
+{
     struct weft__worker *w = weft__worker_self();
     if (!w || !w->current)
         return -EPERM;
@@ -173,13 +179,18 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
     /* The task, not the worker: the joins below may resume it elsewhere. */
     struct weft__task *self = w->current;
     int failed = 0;
-    bool cancelled = false;
+    bool cancelled = false, late = false;
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
-        int err = cancelled ? weft__join_reap(tasks[i], &r) : weft_join(tasks[i], &r);
-        if (err == -ECANCELED && !cancelled) {
-            /* The gatherer is cancelled: so is every task not reaped yet. */
-            cancelled = true;
+        int err = cancelled || late ? weft__join_reap(tasks[i], &r)
+                                    : weft_join_until(tasks[i], deadline, &r);
+        if ((err == -ECANCELED || err == -ETIMEDOUT) && !cancelled && !late) {
+            /* The gatherer is cancelled, or too late: every task not reaped
+             * yet is cancelled, and reaped all the same. */
+            if (err == -ECANCELED)
+                cancelled = true;
+            else
+                late = true;
             for (size_t j = i; j < n; j++)
                 (void)weft_cancel(tasks[j]);
             err = weft__join_reap(tasks[i], &r);
@@ -195,7 +206,7 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
      * to that task, and is still pending here. */
     if (!cancelled && weft__cancel_take(self) < 0)
         cancelled = true;
-    return cancelled ? -ECANCELED : failed;
+    return cancelled ? -ECANCELED : late ? -ETIMEDOUT : failed;
 }
 
 int weft_wait_for(weft_task *t, uint64_t timeout_ns, void **result)

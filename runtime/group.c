@@ -162,6 +162,11 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg)
 
 int weft_group_wait(weft_group *g)
 {
+    return weft_group_wait_until(g, WEFT__NEVER);
+}
+
+int weft_group_wait_until(weft_group *g, uint64_t deadline)
+{
     struct weft__worker *w = weft__worker_self();
     if (!w || !w->current)
         return -EPERM;
@@ -189,12 +194,26 @@ int weft_group_wait(weft_group *g)
             cancelled = true;
             cancel_members(g);
         }
+        /* Once the members are cancelled, they are waited for to the end:
+         * no deadline then. */
+        uint64_t until = cancelled ? WEFT__NEVER : deadline;
+        if (until != WEFT__NEVER && until <= weft_now()) {
+            g->waiting = 0;
+            weft__lock_release(&g->lock);
+            return -ETIMEDOUT;
+        }
         struct weft__waiter me = {.task = self, .seq = weft__wait_seq(self)};
         weft__waitq_push(&g->waiter, &me);
-        int how = weft__wait(self, me.seq, &g->lock, WEFT__NEVER, WEFT_W_GROUP, g, cancelled);
+        int how = weft__wait(self, me.seq, &g->lock, until, WEFT_W_GROUP, g, cancelled);
         if (how != WEFT_WAKE_WOKEN) {
             weft__lock_acquire(&g->lock);
             weft__waitq_unlink(&g->waiter, &me);
+            if (how == WEFT_WAKE_TIMEDOUT) {
+                /* The members run on; the group stays open. */
+                g->waiting = 0;
+                weft__lock_release(&g->lock);
+                return -ETIMEDOUT;
+            }
             weft__lock_release(&g->lock);
             if (how == WEFT_WAKE_CANCELED)
                 (void)weft__wait_error(self, how); /* use the request up */

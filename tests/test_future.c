@@ -17,6 +17,10 @@
  *    handle released.
  *  - gather_cancelled_reaps_everything: the gathering task is cancelled;
  *    every task it gathers is cancelled and reaped; -ECANCELED.
+ *  - gather_until_cancels_and_reaps_the_late: past the deadline, the tasks
+ *    not yet joined are cancelled and reaped; -ETIMEDOUT, outcomes filled.
+ *  - group_wait_until_times_out_and_can_wait_again: -ETIMEDOUT leaves the
+ *    members running and the group open; a second wait gets them all.
  *  - wait_for_on_time_and_too_late: a fast task's result; a slow task is
  *    cancelled (it saw -ECANCELED: counted) and reaped, -ETIMEDOUT.
  *  - group_waits_for_all: 100 members, each counted once; wait returns 0.
@@ -278,6 +282,35 @@ START_TEST(gather_cancelled_reaps_everything)
 }
 END_TEST
 
+static void *gather_until_main(void *arg)
+{
+    (void)arg;
+    intptr_t ms[] = {2, 10000, 4};
+    weft_task *t[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(weft_spawn(&t[i], sleep_and_maybe_fail, IPTR(ms[i])), 0);
+    void *res[3];
+    int err[3];
+    uint64_t t0 = weft_now();
+    ck_assert_int_eq(weft_gather_until(t, 3, t0 + 50 * WEFT_MSEC, res, err), -ETIMEDOUT);
+    ck_assert_uint_lt(weft_now() - t0, 5 * WEFT_SEC); /* not the 10 s sleep */
+    ck_assert_int_eq(err[0], 0);
+    ck_assert_int_eq(PINT(res[0]), 20);
+    ck_assert_int_eq(err[1], -ECANCELED); /* cancelled and reaped */
+    ck_assert_ptr_null(res[1]);
+    /* The third was cancelled too, unless it had finished already. */
+    ck_assert(err[2] == -ECANCELED || (err[2] == 0 && PINT(res[2]) == 40));
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), -ESRCH);
+    return NULL;
+}
+
+START_TEST(gather_until_cancels_and_reaps_the_late)
+{
+    run_on(_i, gather_until_main);
+}
+END_TEST
+
 /* ---- wait_for ------------------------------------------------------------ */
 
 static _Atomic int saw_cancel;
@@ -406,6 +439,38 @@ START_TEST(group_first_failure_cancels_the_rest)
 }
 END_TEST
 
+static _Atomic int short_done;
+
+static void *short_sleep_member(void *arg)
+{
+    int err = weft_sleep((uint64_t)PINT(arg) * WEFT_MSEC);
+    if (err == 0)
+        atomic_fetch_add(&short_done, 1);
+    return err < 0 ? WEFT_ERR(err) : NULL;
+}
+
+static void *group_until_main(void *arg)
+{
+    (void)arg;
+    weft_group *g;
+    ck_assert_int_eq(weft_group_new(&g), 0);
+    for (intptr_t i = 0; i < 5; i++)
+        ck_assert_int_eq(weft_group_spawn(g, short_sleep_member, IPTR(30)), 0);
+    ck_assert_int_eq(weft_group_wait_until(g, weft_now() + WEFT_MSEC), -ETIMEDOUT);
+    ck_assert_int_eq(weft_group_free(g), -EBUSY); /* the members run on */
+    ck_assert_int_eq(weft_group_wait_until(g, weft_now() + 10 * WEFT_SEC), 0);
+    ck_assert_int_eq(atomic_load(&short_done), 5);
+    ck_assert_int_eq(weft_group_free(g), 0);
+    return NULL;
+}
+
+START_TEST(group_wait_until_times_out_and_can_wait_again)
+{
+    atomic_store(&short_done, 0);
+    run_on(_i, group_until_main);
+}
+END_TEST
+
 static void *group_waiter(void *arg)
 {
     weft_group *g = arg;
@@ -456,6 +521,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, gather_keeps_order_and_every_error, 0, n);
     tcase_add_loop_test(tc, gather_cancelled_reaps_everything, 0, n);
     tcase_add_loop_test(tc, wait_for_on_time_and_too_late, 0, n);
+    tcase_add_loop_test(tc, gather_until_cancels_and_reaps_the_late, 0, n);
+    tcase_add_loop_test(tc, group_wait_until_times_out_and_can_wait_again, 0, n);
     tcase_add_loop_test(tc, group_waits_for_all, 0, n);
     tcase_add_loop_test(tc, group_first_failure_cancels_the_rest, 0, n);
     tcase_add_loop_test(tc, group_waiter_cancelled, 0, n);
