@@ -127,7 +127,11 @@ typedef void *(*weft_fn)(void *arg);
  *   -ENOTSUP  a configuration value asks for something this build lacks.
  *   -EBUSY    a runtime is already running in this process.
  *   -EDEADLK  every task is blocked and nothing can wake one; each blocked
- *             task and what it waits for is printed on stderr. Those tasks
+ *             task and what it waits for is printed on stderr. Waits that a
+ *             thread outside the runtime may end (futures, conditions,
+ *             semaphores, events) never count as deadlocked: such a run
+ *             sleeps until that thread acts. Waits on joins, channels,
+ *             mutexes and groups do. Those tasks
  *             never return: the objects they waited on (channels, futures,
  *             groups, locks) still list them and must not be used or freed
  *             afterwards; drop them.
@@ -369,7 +373,9 @@ typedef struct weft_group weft_group;
 /* Creates an empty group. Created inside a generator's body, the group
  * keeps that body from yielding (weft_gen_yield returns -EPERM) until it
  * has been waited for or freed: after a yield the group would cancel and
- * wait on behalf of whichever task resumes the generator next (PEP 789).
+ * wait on behalf of whichever task resumes the generator next (PEP 789);
+ * a body that returns with such a group still open is a bug, and weft
+ * aborts with a message naming the generator.
  * Any thread.
  * Does not suspend.
  *   -EINVAL  out is NULL.

@@ -194,6 +194,13 @@ static _Noreturn void body_entry(void *arg)
     struct weft_gen *g = arg;
     weft__fiber_entered(&g->fiber);
     void *r = g->fn(g, g->arg);
+    /* A group opened in the body and still open would outlive the body,
+     * and keep a pointer to this generator (group.c): no task may outlive
+     * its group, so this is a bug in the body. */
+    if (atomic_load(&g->open_scopes))
+        weft__panic("generator \"%s\" returned with %u task group(s) it opened still open: "
+                    "wait for them (weft_group_wait) before returning",
+                    name_of(g), (unsigned)atomic_load(&g->open_scopes));
     g->xfer = r;
     g->returned = true;
     /* g->caller is the resume in progress, not the first one. */

@@ -62,7 +62,10 @@ bool weft__inject_take(struct weft__inject *q, const struct weft__task *t)
         return false;
     bool took = false;
     pthread_mutex_lock(&q->lock);
-    if (q->head == t) {
+    /* Only an unstarted task: one that started elsewhere, blocked and was
+     * woken from outside the workers is queued here too, READY or BLOCKED
+     * (its push, under this lock, follows those state changes). */
+    if (q->head == t && atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW) {
         q->head = t->next;
         if (!q->head)
             q->tail = NULL;

@@ -29,8 +29,8 @@ void weft__inject_push(struct weft__inject *q, struct weft__task *first, struct 
  * thread. */
 uint32_t weft__inject_pop(struct weft__inject *q, struct weft__task **out, uint32_t max);
 
-/* Removes t if it is the oldest task queued; returns whether it did. Any
- * thread. */
+/* Removes t if it is the oldest task queued and has never run; returns
+ * whether it did. Any thread. */
 bool weft__inject_take(struct weft__inject *q, const struct weft__task *t);
 
 static inline uint64_t weft__inject_len(struct weft__inject *q)

@@ -47,6 +47,7 @@
 #include "task.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdbool.h>
 #include <string.h>
@@ -54,6 +55,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "lock.h"
 #include "config.h"
 #include "error.h"
 #include "runtime.h"
@@ -207,6 +209,7 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     atomic_store_explicit(&t->waits_on, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->state, WEFT_T_NEW, memory_order_relaxed);
     atomic_store_explicit(&t->cancel, 0, memory_order_relaxed);
+    t->cancel_inherited = 0;
     t->wait = WEFT_W_NONE;
     t->wait_obj = NULL;
     t->timer_w = NULL;
@@ -275,11 +278,32 @@ static void ext_wake(struct weft__ext_wait *e)
     syscall(SYS_futex, (uint32_t *)&e->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* The join word of t once no finisher is in the middle of settling it
+ * (WAKING lasts a few instructions). Any thread. */
+static uintptr_t settled_join(struct weft__task *t, uintptr_t x)
+{
+    unsigned spins = 0;
+    while (x == WEFT_J_WAKING) {
+        if (++spins < 128)
+            weft__lock_relax();
+        else
+            sched_yield();
+        x = atomic_load_explicit(&t->join, memory_order_acquire);
+    }
+    return x;
+}
+
 void weft__task_finished(struct weft__worker *w, struct weft__task *t)
 {
     WEFT_CNT_ADD(w->n.finished, 1);
     atomic_store_explicit(&t->state, WEFT_T_DONE, memory_order_relaxed);
-    uintptr_t x = atomic_exchange_explicit(&t->join, WEFT_J_DONE, memory_order_acq_rel);
+    /* WAKING first: while it stands, a joiner whose wait ended otherwise
+     * cannot give its claim up, rejoin and overwrite join_seq, so the seq
+     * read here is the one of the wait that claimed t. DONE is stored
+     * before anyone is woken: once woken, a joiner frees the slot. */
+    uintptr_t x = atomic_exchange_explicit(&t->join, WEFT_J_WAKING, memory_order_acq_rel);
+    uint64_t seq = atomic_load_explicit(&t->join_seq, memory_order_relaxed);
+    atomic_store_explicit(&t->join, WEFT_J_DONE, memory_order_release);
     if (x == WEFT_J_DETACHED) {
         weft__task_free(w, t);
     } else if (x & WEFT_J_PENDING) {
@@ -287,10 +311,10 @@ void weft__task_finished(struct weft__worker *w, struct weft__task *t)
     } else if (x & WEFT_J_EXT) {
         ext_wake((struct weft__ext_wait *)(x & ~WEFT_J_TAGS));
     } else if (x) {
-        /* The joiner's wait may have ended already (cancelled, timed out):
-         * then nobody has the result yet. */
-        if (!weft__wake((struct weft__task *)x, t->join_seq, WEFT_WAKE_WOKEN))
-            WEFT_CNT_ADD(w->n.unreleased, 1);
+        /* If the joiner's wait ended already (cancelled, timed out), this
+         * fails, and the joiner, finding DONE when it gives its claim up,
+         * counts the result as unreleased itself. */
+        (void)weft__wake((struct weft__task *)x, seq, WEFT_WAKE_WOKEN);
     } else {
         WEFT_CNT_ADD(w->n.unreleased, 1);
     }
@@ -375,12 +399,15 @@ static int closes_cycle(const struct weft__task *self, const struct weft__task *
 static void publish_join(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg)
 {
     struct weft__task *t = arg;
+    (void)w;
     uintptr_t x = (uintptr_t)self | WEFT_J_PENDING;
     if (atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)self,
                                                 memory_order_release, memory_order_acquire))
         return;
-    if (x == WEFT_J_DONE && !weft__wake(self, seq, WEFT_WAKE_WOKEN))
-        WEFT_CNT_ADD(w->n.unreleased, 1);
+    /* If this wake fails, the wait ended otherwise, and the joiner counts
+     * the result unreleased when it gives its claim up (unclaim). */
+    if (settled_join(t, x) == WEFT_J_DONE)
+        (void)weft__wake(self, seq, WEFT_WAKE_WOKEN);
 }
 
 /* The joiner's wait ended without t's wake-up: gives the claim back unless
@@ -393,7 +420,7 @@ static bool unclaim(struct weft__task *t, struct weft__task *self)
     x = (uintptr_t)self;
     if (atomic_compare_exchange_strong(&t->join, &x, 0))
         return false;
-    return x == WEFT_J_DONE;
+    return settled_join(t, x) == WEFT_J_DONE;
 }
 
 /* Whether the running task may run the unstarted t on its own stack. */
@@ -433,16 +460,17 @@ static int join_wait(struct weft__task *self, struct weft__task *t, uint64_t dea
                      bool nocancel)
 {
     uint64_t seq = weft__wait_seq(self);
-    /* Before the claim is published: the finisher reads it after the
-     * exchange that pairs with publish_join's release. */
-    t->join_seq = seq;
+    /* Read by the finisher once it finds the plain pointer that
+     * publish_join (release) makes of the claim. */
+    atomic_store_explicit(&t->join_seq, seq, memory_order_relaxed);
     int how =
         weft__wait_publish(self, seq, deadline, WEFT_W_JOIN, t, nocancel, publish_join, t);
     atomic_store_explicit(&self->waits_on, NULL, memory_order_relaxed);
-    if (how != WEFT_WAKE_WOKEN) {
-        /* If t finished after all, its wake-up lost the race and the
-         * finisher counted it unreleased: a later join gets the result. */
-        (void)unclaim(t, self);
+    if (how != WEFT_WAKE_WOKEN && unclaim(t, self)) {
+        /* t finished after all, but this wait ended first: nobody has its
+         * result; a later join or detach releases it. */
+        struct weft__worker *w = self->worker;
+        WEFT_CNT_ADD(w->n.unreleased, 1);
     }
     return weft__wait_error(self, how);
 }
@@ -464,7 +492,7 @@ join_impl(weft_task *h, uint64_t deadline, bool nocancel, void **result)
     struct weft__task *self = w->current;
     if (t == self)
         return -EDEADLK;
-    uintptr_t x = atomic_load_explicit(&t->join, memory_order_acquire);
+    uintptr_t x = settled_join(t, atomic_load_explicit(&t->join, memory_order_acquire));
     bool was_done = x == WEFT_J_DONE;
     if (!was_done) {
         if (x != 0)
@@ -472,6 +500,7 @@ join_impl(weft_task *h, uint64_t deadline, bool nocancel, void **result)
         uintptr_t mine = (uintptr_t)self | WEFT_J_PENDING;
         if (!atomic_compare_exchange_strong_explicit(&t->join, &x, mine, memory_order_acq_rel,
                                                      memory_order_acquire)) {
+            x = settled_join(t, x);
             if (x != WEFT_J_DONE)
                 return claim_refused(x);
             was_done = true;
@@ -495,6 +524,7 @@ join_impl(weft_task *h, uint64_t deadline, bool nocancel, void **result)
                  * just taken stays pending. */
                 if (atomic_compare_exchange_strong(&t->join, &mine, 0))
                     return err;
+                (void)settled_join(t, mine);
                 if (err == -ECANCELED)
                     atomic_store(&self->cancel, 1);
             } else {
@@ -528,24 +558,6 @@ int weft__join_reap(weft_task *h, void **result)
     return join_impl(h, WEFT__NEVER, true, result);
 }
 
-/* Sets c's cancellation request if c is still the child running inline on
- * u's stack. c's generation is read before the check and again after the
- * store: if it changed, c finished and its slot went to a new task between
- * the two, and the store is taken back (an init of the new task after the
- * store would have cleared it anyway). Returns whether c is still u's. */
-static bool cancel_inline_child(struct weft__task *u, struct weft__task *c)
-{
-    uint64_t gen = atomic_load(&c->gen);
-    if (__atomic_load_n(&c->host, __ATOMIC_ACQUIRE) != u)
-        return false;
-    atomic_store(&c->cancel, 1);
-    if (atomic_load(&c->gen) == gen)
-        return true;
-    uint32_t one = 1;
-    atomic_compare_exchange_strong(&c->cancel, &one, 0);
-    return false;
-}
-
 int weft_cancel(weft_task *h)
 {
     if (!weft__rt)
@@ -558,22 +570,28 @@ int weft_cancel(weft_task *h)
     if (st == WEFT_T_EXITED || st == WEFT_T_DONE)
         return -EALREADY;
     /* seq_cst, then the look at the wake word: pairs with the commit's
-     * store of the word and load of the flag (waitq.c). */
+     * store of the word and load of the flags (waitq.c), its own or, for a
+     * child running inline, its hosts'. */
     atomic_store(&t->cancel, 1);
-    /* A child running inline on t's stack is part of t's join: it is
-     * cancelled too (as asyncio cancels the task an awaiting task waits
-     * on), and so on down the chain; the innermost one is the one that
-     * may be waiting. run_inline() passes a request it sees on to a child
-     * that starts after this walk. */
+    /* The handle's task may have finished and its slot gone to a new task
+     * since the lookup: then take the request back. */
+    uint64_t hgen = (uint64_t)(uintptr_t)h >> WEFT_TASK_INDEX_BITS;
+    if (atomic_load(&t->gen) != hgen) {
+        uint32_t one = 1;
+        atomic_compare_exchange_strong(&t->cancel, &one, 0);
+        return -EALREADY;
+    }
+    /* The task that waits, if t is suspended: t, or the innermost child
+     * running inline on t's stack (t joins it, it joins the next...). */
     struct weft__task *u = t;
-    uint64_t gen = atomic_load(&t->gen);
+    uint64_t gen = hgen;
     for (unsigned hops = 0; hops < 4096; hops++) {
-        struct weft__task *c = atomic_load(&u->waits_on);
+        struct weft__task *c = atomic_load_explicit(&u->waits_on, memory_order_acquire);
         if (!c)
             break;
         uint64_t cgen = atomic_load(&c->gen);
-        if (!cancel_inline_child(u, c))
-            break;
+        if (__atomic_load_n(&c->host, __ATOMIC_ACQUIRE) != u)
+            break; /* a blocking join, not an inline one */
         u = c;
         gen = cgen;
     }
@@ -595,6 +613,7 @@ static int join_from_thread(struct weft__task *t, void **result)
     bool was_done = false;
     if (!atomic_compare_exchange_strong_explicit(&t->join, &x, (uintptr_t)&e | WEFT_J_EXT,
                                                  memory_order_acq_rel, memory_order_acquire)) {
+        x = settled_join(t, x);
         if (x != WEFT_J_DONE)
             return claim_refused(x);
         was_done = true;
@@ -626,6 +645,7 @@ int weft_detach(weft_task *h)
     if (atomic_compare_exchange_strong_explicit(&t->join, &x, WEFT_J_DETACHED,
                                                 memory_order_acq_rel, memory_order_acquire))
         return 0;
+    x = settled_join(t, x);
     if (x != WEFT_J_DONE)
         return claim_refused(x);
     if (w)

@@ -43,6 +43,7 @@ enum weft__wait {
 #define WEFT_J_DONE ((uintptr_t)2)     /* finished and reaped: result readable */
 #define WEFT_J_PENDING ((uintptr_t)4)  /* | joiner task: registered, still switching out */
 #define WEFT_J_EXT ((uintptr_t)8)      /* | struct weft__ext_wait: a thread that is not a worker */
+#define WEFT_J_WAKING ((uintptr_t)3)   /* the finisher is reading join_seq: wait for DONE */
 #define WEFT_J_TAGS ((uintptr_t)15)
 
 struct weft__task {
@@ -69,8 +70,12 @@ struct weft__task {
     _Atomic uint64_t wake;
     uint64_t wait_seq;            /* the last seq handed out; the task only */
     _Atomic uint32_t cancel;      /* 1: a weft_cancel() not yet delivered */
-    uint64_t join_seq;            /* the seq of the join wait of the task joining this one:
-                                     written by the joiner before it claims the join word */
+    _Atomic uint32_t committing;  /* 1 while the commit of its wait runs (waitq.c) */
+    uint8_t cancel_inherited;     /* running inline: a joiner's cancellation was delivered
+                                     to it once already (waitq.h); the task only */
+    _Atomic uint64_t join_seq;    /* the seq of the join wait of the task joining this one:
+                                     written by the joiner before it claims the join word,
+                                     read by the finisher while the word is WAKING */
     const void *wait_obj;         /* what it waits on, for the deadlock report */
     struct weft__worker *timer_w; /* whose timer heap holds its deadline, or NULL */
     uint64_t timer_seq;           /* the wait that deadline belongs to; under timer_w's lock */

@@ -46,6 +46,7 @@
 #include "waitq.h"
 
 #include <errno.h>
+#include <sched.h>
 
 #include "runtime.h"
 #include "timer.h"
@@ -93,8 +94,10 @@ int weft__wait_error(struct weft__task *self, int how)
     case WEFT_WAKE_TIMEDOUT:
         return -ETIMEDOUT;
     case WEFT_WAKE_CANCELED:
-        /* Delivered: the request is used up. */
-        atomic_store(&self->cancel, 0);
+        /* Delivered: the request is used up (its own, or else the one it
+         * inherits from a joiner up the inline chain). */
+        if (!atomic_exchange(&self->cancel, 0) && self->host)
+            self->cancel_inherited = 1;
         return -ECANCELED;
     default:
         return how;
@@ -142,11 +145,17 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     uint64_t word = seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
     if (deadline != WEFT__NEVER)
         weft__timer_arm(w, self, deadline, seq);
+    /* The task may be readied from here on (by a deadline that has
+     * passed, a canceller, this commit's own check) and resume elsewhere
+     * before publish() has run: it waits for `committing` to drop first. */
+    atomic_store_explicit(&self->committing, 1, memory_order_relaxed);
     atomic_store(&self->wake, word);
-    if (!(word & WEFT_WAKE_NOCANCEL) && atomic_load(&self->cancel))
+    if (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self))
         weft__wake(self, seq, WEFT_WAKE_CANCELED);
     if (publish)
         publish(w, self, seq, parg);
+    /* Release: pairs with the acquire in weft__wait_publish. */
+    atomic_store_explicit(&self->committing, 0, memory_order_release);
 }
 
 int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
@@ -165,6 +174,12 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
     self->wait = (uint8_t)why;
     atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
     weft__worker_suspend(w, self, commit_wait, &a);
+    /* Nothing of this wait may be undone before its commit is over. */
+    for (unsigned spins = 0; atomic_load_explicit(&self->committing, memory_order_acquire);)
+        if (++spins < 128)
+            weft__lock_relax();
+        else
+            sched_yield();
     weft__timer_disarm(self);
     self->wait_obj = NULL;
     return (int)(atomic_load_explicit(&self->wake, memory_order_acquire) & WEFT_WAKE_OUTCOME);

@@ -96,13 +96,40 @@ uint64_t weft__waitq_wake_all(struct weft__waitq *q);
  * becomes findable. Task context. */
 uint64_t weft__wait_seq(struct weft__task *self);
 
+/* Cancellation of a child running inline: the child is part of its
+ * joiner's join, so a cancellation of any joiner up the chain of inline
+ * joins (self->host, its host, ...) is delivered to the child too, once
+ * (cancel_inherited), and stays pending for the joiner itself. The chain
+ * is stable while self runs: each host waits in its inline join. */
+static inline bool weft__host_cancelled(const struct weft__task *self)
+{
+    for (const struct weft__task *u = self->host; u; u = u->host)
+        if (atomic_load(&u->cancel))
+            return true;
+    return false;
+}
+
+/* Whether a cancellation is pending for self. Task context of self, or
+ * its commit. */
+static inline bool weft__cancel_pending(const struct weft__task *self)
+{
+    return atomic_load(&self->cancel) ||
+           (self->host && !self->cancel_inherited && weft__host_cancelled(self));
+}
+
 /* A pending cancellation of the calling task, taken: -ECANCELED, else 0.
  * Task context. */
 static inline int weft__cancel_take(struct weft__task *self)
 {
-    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) == 0)
-        return 0;
-    return atomic_exchange(&self->cancel, 0) ? -ECANCELED : 0;
+    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) != 0 &&
+        atomic_exchange(&self->cancel, 0))
+        return -ECANCELED;
+    if (__builtin_expect(self->host != NULL, 0) && !self->cancel_inherited &&
+        weft__host_cancelled(self)) {
+        self->cancel_inherited = 1;
+        return -ECANCELED;
+    }
+    return 0;
 }
 
 /* If the calling task has a cancellation pending, takes it and returns

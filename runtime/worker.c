@@ -673,16 +673,12 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     WEFT_CNT_ADD(w->n.inlined, 1);
     atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
     self->wait = WEFT_W_JOIN;
-    atomic_store_explicit(&self->waits_on, t, memory_order_relaxed);
-    /* Atomic: weft_cancel() follows the chain of inline joins from
-     * another thread. */
-    __atomic_store_n(&t->host, self, __ATOMIC_RELEASE);
-    /* A cancellation of self that is already visible goes to t too (task.c,
-     * weft_cancel). One that races with this start (no fence here: it
-     * would cost every inline join) may miss t, which then runs to its
-     * end; self still gets it at its next suspension. */
-    if (atomic_load_explicit(&self->cancel, memory_order_relaxed))
-        atomic_store_explicit(&t->cancel, 1, memory_order_relaxed);
+    /* Atomic, host before waits_on (release): weft_cancel() follows the
+     * chain of inline joins from another thread (task.c). A cancellation
+     * of self reaches t through t's own checks (waitq.h), which look up the
+     * host chain. */
+    __atomic_store_n(&t->host, self, __ATOMIC_RELAXED);
+    atomic_store_explicit(&self->waits_on, t, memory_order_release);
     t->fib = self->fib;
     t->worker = w;
     atomic_store_explicit(&t->state, WEFT_T_RUNNING, memory_order_relaxed);
