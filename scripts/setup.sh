@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config     # compiler and build
   libhwloc-dev libjemalloc-dev         # topology; the runtime's allocator
+  libudev-dev                          # hwloc.pc's Libs.private: pkg-config --static weft
   check libsubunit-dev                 # the unit-test framework
   libcurl4-openssl-dev libhttp-parser-dev  # HTTP client and server
   valgrind                             # valgrind.h client requests
