@@ -56,6 +56,7 @@
 
 #include "alloc.h"
 #include "lock.h"
+#include "race.h"
 #include "config.h"
 #include "error.h"
 #include "runtime.h"
@@ -302,6 +303,7 @@ void weft__task_finished(struct weft__worker *w, struct weft__task *t)
      * read here is the one of the wait that claimed t. DONE is stored
      * before anyone is woken: once woken, a joiner frees the slot. */
     uintptr_t x = atomic_exchange_explicit(&t->join, WEFT_J_WAKING, memory_order_acq_rel);
+    WEFT_RACE_POINT(FINISH);
     uint64_t seq = atomic_load_explicit(&t->join_seq, memory_order_relaxed);
     atomic_store_explicit(&t->join, WEFT_J_DONE, memory_order_release);
     if (x == WEFT_J_DETACHED) {
@@ -442,6 +444,7 @@ static bool may_inline(const struct weft__worker *w, const struct weft__task *se
 static __attribute__((noinline)) bool take_unstarted_far(struct weft__worker *w,
                                                          struct weft__task *t)
 {
+    WEFT_RACE_POINT(INLINE_TAKE);
     return weft__ring_take_oldest_if(&w->ring, t) || weft__inject_take(&w->rt->inject, t);
 }
 

@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <sched.h>
 
+#include "race.h"
 #include "runtime.h"
 #include "timer.h"
 #include "worker.h"
@@ -152,6 +153,7 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     atomic_store(&self->wake, word);
     if (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self))
         weft__wake(self, seq, WEFT_WAKE_CANCELED);
+    WEFT_RACE_POINT(PUBLISH);
     if (publish)
         publish(w, self, seq, parg);
     /* Release: pairs with the acquire in weft__wait_publish. */

@@ -5,14 +5,15 @@
 #   scripts/setup.sh test    install what is missing, build, run every test:
 #                            the release build; a release build with 4-slot
 #                            rings (overflow and injection paths all the
-#                            time: the task and stress tests); the
-#                            AddressSanitizer + UndefinedBehaviorSanitizer
+#                            time: the task and stress tests); a build
+#                            with widened race windows (runtime/race.h);
+#                            the AddressSanitizer + UndefinedBehaviorSanitizer
 #                            build; the ThreadSanitizer build (the stress,
-#                            ring and scheduler tests)
+#                            ring, scheduler and waiting-object tests)
 #
 # Packages come from apt-get (through sudo when not root). Builds go to
-# build/, build-ring4/, build-asan/ and build-tsan/. WEFT_JOBS sets the
-# build parallelism.
+# build/, build-ring4/, build-race/, build-asan/ and build-tsan/. WEFT_JOBS
+# sets the build parallelism.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -72,10 +73,13 @@ case "${1:-}" in
     build build-ring4 -DCMAKE_BUILD_TYPE=Release -DWEFT_RING_SLOTS=4 -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=address,undefined -DWEFT_BUILD_BENCH=OFF
     build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
+    build build-race -DCMAKE_BUILD_TYPE=Release -DWEFT_RACE_HOOKS=ON -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
     say "release build: tests"
     ctest --test-dir build --output-on-failure -j "$jobs"
     say "release build, 4-slot rings: task, scheduler and stress tests"
     ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|stress_tasks|stress_cancel'
+    say "race-window build: interleavings forced through widened windows"
+    ctest --test-dir build-race --output-on-failure -j "$jobs" -R 'race_windows'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
     say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync and generator tests"
