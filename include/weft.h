@@ -74,7 +74,7 @@ WEFT_API uint64_t weft_now(void);
 
 enum weft_mode {
     WEFT_PARALLEL = 0, /* every worker runs tasks at once */
-    WEFT_GIL = 1,      /* one task at a time (not built yet: -ENOTSUP) */
+    WEFT_GIL = 1,      /* one task at a time, CPython's GIL: see docs/config.md */
 };
 
 /* How a task's stack is protected against overflow. */
@@ -857,7 +857,10 @@ struct weft_stats {
     uint64_t stack_bytes_mapped; /* address space reserved for stacks */
     uint64_t timers_pending;    /* sleeping tasks not yet woken */
     uint64_t timers_fired;      /* sleeps that ended */
-    uint64_t reserved[8];
+    uint64_t gil_handoffs;      /* GIL mode: the token went to another worker */
+    uint64_t gil_forced_drops;  /* GIL mode: the holder dropped it because a waiter asked */
+    uint64_t gil_wait_ns;       /* GIL mode: time workers spent waiting for it, summed */
+    uint64_t reserved[5];
 };
 
 /* Copies the runtime's counters into *out: the running runtime's, or once

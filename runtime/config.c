@@ -240,10 +240,6 @@ static int validate_field(const struct weft_config *cfg, const struct knob *k)
 /* What this build cannot do yet, said by name rather than ignored. */
 static int check_supported(const struct weft_config *cfg)
 {
-    if (cfg->mode == WEFT_GIL) {
-        weft__say("WEFT_MODE=\"gil\": GIL mode is not built yet");
-        return -ENOTSUP;
-    }
     if (cfg->trace_path) {
         weft__say("WEFT_TRACE=\"%s\": tracing is not built yet", cfg->trace_path);
         return -ENOTSUP;

@@ -61,6 +61,14 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
     s->stack_slabs = rt->stacks.nslabs;
     s->stack_mappings = rt->stacks.mappings;
     s->stack_bytes_mapped = rt->stacks.bytes;
+    if (rt->gil_on) {
+        pthread_mutex_lock((pthread_mutex_t *)&rt->gil.mu);
+        s->gil_handoffs = rt->gil.handoffs;
+        s->gil_forced_drops = rt->gil.forced;
+        pthread_mutex_unlock((pthread_mutex_t *)&rt->gil.mu);
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            s->gil_wait_ns += rt->workers[i].gil_wait_ns;
+    }
 }
 
 void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *s)
@@ -88,6 +96,16 @@ void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *
                 (unsigned long long)WEFT_CNT(w->n.unparks),
                 (unsigned long long)WEFT_CNT(w->n.inject_pops),
                 (unsigned long long)WEFT_CNT(w->n.overflows), (unsigned long long)w->timers.fired);
+    }
+    if (rt->gil_on) {
+        fprintf(stderr,
+                "weft: gil: switch interval %u us, %llu hand-offs (%llu forced), token waits",
+                rt->cfg.switch_interval_us, (unsigned long long)s->gil_handoffs,
+                (unsigned long long)s->gil_forced_drops);
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            fprintf(stderr, "%s worker %u %.1f ms", i ? "," : "", i,
+                    (double)rt->workers[i].gil_wait_ns / 1e6);
+        fprintf(stderr, "\n");
     }
     fprintf(stderr, "weft: tasks: %llu spawned, %llu left unjoined\n",
             (unsigned long long)s->tasks_spawned, (unsigned long long)s->tasks_unreleased);
@@ -146,6 +164,8 @@ static void teardown(struct weft__runtime *rt)
         weft__worker_term(&rt->workers[i]);
     weft__aligned_free(rt->workers, rt->nworkers * sizeof rt->workers[0]);
     weft__inject_term(&rt->inject);
+    if (rt->gil_on)
+        weft__gil_term(&rt->gil);
     pthread_mutex_destroy(&rt->idle_lock);
     weft__task_table_term(&rt->tasks);
     weft__stack_pool_term(&rt->stacks);
@@ -172,6 +192,9 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     weft__inject_init(&rt->inject);
     pthread_mutex_init(&rt->idle_lock, NULL);
     atomic_init(&rt->next_id, 1);
+    rt->gil_on = rt->cfg.mode == WEFT_GIL;
+    if (rt->gil_on && (err = weft__gil_init(&rt->gil, rt->cfg.switch_interval_us)) < 0)
+        goto fail_gil;
     rt->nworkers = rt->topo.nworkers;
     rt->workers = weft__aligned_zalloc(rt->nworkers * sizeof rt->workers[0]);
     if (!rt->workers) {
@@ -199,6 +222,9 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     }
     return 0;
 fail_workers:
+    if (rt->gil_on)
+        weft__gil_term(&rt->gil);
+fail_gil:
     pthread_mutex_destroy(&rt->idle_lock);
     weft__inject_term(&rt->inject);
     weft__task_table_term(&rt->tasks);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "gil.h"
 #include "inject.h"
 #include "stack.h"
 #include "task.h"
@@ -26,6 +27,8 @@ struct weft__runtime {
     struct weft__worker *workers;
     unsigned nworkers;
     bool embedded;                 /* started by weft_runtime_start: runs until stopped */
+    bool gil_on;                   /* WEFT_MODE=gil: one execution token (gil.c) */
+    struct weft__gil gil;
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */

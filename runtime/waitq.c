@@ -84,6 +84,8 @@ int weft_checkpoint(void)
     struct weft__worker *w = weft__worker_self();
     if (!w || !w->current)
         return -EPERM;
+    if (__builtin_expect(w->rt->gil_on, 0))
+        weft__worker_gil_checkpoint(w);
     return weft__cancel_take(w->current);
 }
 

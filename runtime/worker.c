@@ -265,6 +265,13 @@ static struct weft__task *from_inject(struct weft__worker *w)
     return batch[0];
 }
 
+/* GIL mode: a waiter asks this worker's thread to give the token up. */
+static inline bool gil_asked(const struct weft__worker *w)
+{
+    return __builtin_expect(w->rt->gil_on, 0) && w->gil_held &&
+           weft__gil_drop_requested(&w->rt->gil);
+}
+
 /* Other workers may take deadlines out of this heap, so its length is
  * read through the published count. */
 static inline bool has_timers(struct weft__worker *w)
@@ -636,7 +643,9 @@ static void first_run(struct weft__worker *w, struct weft__task *t)
 struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__task *self,
                                           weft__commit_fn commit, void *arg)
 {
-    struct weft__task *next = pick_next(w);
+    /* GIL mode, asked to drop the token: a suspension is a safe point; the
+     * idle loop drops it and takes it back before the next task runs. */
+    struct weft__task *next = gil_asked(w) ? NULL : pick_next(w);
     w->commit = commit;
     w->commit_task = self;
     w->commit_arg = arg;
@@ -659,7 +668,7 @@ void weft__worker_exit(struct weft__worker *w, struct weft__task *self, void *r)
     atomic_store_explicit(&self->state, WEFT_T_EXITED, memory_order_relaxed);
     if (self == w->rt->main_task)
         w->rt->main_result = r;
-    struct weft__task *next = pick_next(w);
+    struct weft__task *next = gil_asked(w) ? NULL : pick_next(w);
     w->commit = reap;
     w->commit_task = self;
     switch_to(w, self->fib, next, true);
@@ -723,9 +732,12 @@ int weft_yield(void)
     if (atomic_load_explicit(&self->cancel, memory_order_relaxed) &&
         atomic_exchange(&self->cancel, 0))
         return -ECANCELED;
-    struct weft__task *next = pick_next(w);
-    if (!next)
+    struct weft__task *next = NULL;
+    if (gil_asked(w)) {
+        /* GIL mode: hand the token over (through the idle loop). */
+    } else if ((next = pick_next(w)) == NULL) {
         return 0; /* nothing else is ready here */
+    }
     w->commit = commit_yield;
     w->commit_task = self;
     atomic_store_explicit(&self->state, WEFT_T_READY, memory_order_relaxed);
@@ -744,6 +756,26 @@ uint64_t weft__worker_new_id(struct weft__worker *w)
 
 /* ---- the loop ------------------------------------------------------- */
 
+/* GIL mode, in the idle loop with a task to run: the thread must hold the
+ * token; if a waiter asked for it, it goes to the waiter first (forced
+ * switching), and this worker queues for it again. */
+static void gil_before_run(struct weft__worker *w)
+{
+    struct weft__gil *g = &w->rt->gil;
+    if (w->gil_held && weft__gil_drop_requested(g))
+        weft__gil_drop(g, w, true);
+    if (!w->gil_held)
+        weft__gil_take(g, w);
+}
+
+void weft__worker_gil_checkpoint(struct weft__worker *w)
+{
+    if (gil_asked(w)) {
+        weft__gil_drop(&w->rt->gil, w, true);
+        weft__gil_take(&w->rt->gil, w);
+    }
+}
+
 int weft__worker_loop(struct weft__worker *w)
 {
     struct weft__runtime *rt = w->rt;
@@ -753,12 +785,16 @@ int weft__worker_loop(struct weft__worker *w)
             next = search(w);
         if (next) {
             stop_searching(w);
+            if (rt->gil_on)
+                gil_before_run(w);
             switch_to(w, &w->sched, next, false);
             continue;
         }
         if (atomic_load(&rt->done))
             break;
         weft__stack_trim(&w->stacks, HOT_STACKS_KEPT_IDLE);
+        if (w->gil_held)
+            weft__gil_drop(&rt->gil, w, false); /* nothing to run: do not sit on it */
         park(w);
         if (atomic_load(&rt->done))
             break;
@@ -767,6 +803,8 @@ int weft__worker_loop(struct weft__worker *w)
         w->searching = false;
         atomic_fetch_sub(&rt->nsearching, 1);
     }
+    if (w->gil_held)
+        weft__gil_drop(&rt->gil, w, false);
     return rt->exit_err;
 }
 

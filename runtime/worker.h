@@ -80,6 +80,8 @@ struct weft__worker {
     struct weft__worker *idle_next; /* link in rt's idle stack, under rt->idle_lock */
     bool idle_listed;
     struct weft__worker_counters n;
+    bool gil_held;                 /* GIL mode: this thread holds the token; owner only */
+    uint64_t gil_wait_ns;          /* GIL mode: time spent waiting for the token; owner */
 } __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,
@@ -125,6 +127,10 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
 /* The scheduler loop of w, on its thread, until the runtime stops. Returns
  * 0, or -EDEADLK after reporting the blocked tasks. Owner thread. */
 int weft__worker_loop(struct weft__worker *w);
+/* GIL mode: if a waiter asked for the token, hands it over and waits to
+ * get it back (weft_checkpoint). Task context on worker w; blocks the
+ * thread meanwhile. */
+void weft__worker_gil_checkpoint(struct weft__worker *w);
 
 /* A fresh task id. Owner worker only. */
 uint64_t weft__worker_new_id(struct weft__worker *w);
