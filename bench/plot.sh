@@ -30,6 +30,7 @@ w3_skynet|W3 skynet: 1,111,111 tasks|ms (lower is better)
 w4_fib|W4 fib(30): 1,346,268 tasks|ms (lower is better)
 w5_pingpong|W5 pingpong: 1,000,000 round trips over rendezvous channels|ns per round trip (lower is better)
 w6_timers|W6 timers: 100,000 tasks sleep 10 ms|ms over the 10 ms ideal (lower is better)
+w7_gil_cpu|W7 gil-cpu: 2 x 50,000,000 LCG steps, serial / GIL / parallel|ms (lower is better)
 EOF
   exit 0
 fi
