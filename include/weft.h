@@ -873,6 +873,34 @@ struct weft_stats {
  *   -ESRCH   no runtime has run in this process. */
 WEFT_API int weft_stats_get(struct weft_stats *out);
 
+/* Where tasks' time went: GIL mode's time accounting, also kept when
+ * WEFT_STATS=1 (it reads the clock at every switch, so it is off
+ * otherwise, and every field is then 0). */
+struct weft_times {
+    uint64_t running_ns;  /* executing on a worker */
+    uint64_t ready_ns;    /* runnable, waiting in a queue for a worker */
+    uint64_t token_ns;    /* GIL mode: a worker had it and waited for the token */
+    uint64_t sleeping_ns; /* in weft_sleep */
+    uint64_t waiting_ns;  /* blocked: joins, futures, channels, locks, groups */
+    int enabled;          /* whether accounting was on */
+    uint64_t reserved[4];
+};
+
+/* The summed time of every task that has finished in the running runtime,
+ * or, after weft_run() returns, in the last run. Never suspends. Any
+ * thread (figures from outside a worker may be momentarily stale).
+ *   -EINVAL  out is NULL.
+ *   -ESRCH   no runtime has run in this process. */
+WEFT_API int weft_times_get(struct weft_times *out);
+
+/* The time of one task so far (final once it has finished), while its
+ * handle is valid. Never suspends. Task context, or any thread of a
+ * running runtime (a running task's figures are a snapshot).
+ *   -EPERM   no runtime is running.
+ *   -EINVAL  out is NULL, or t is not a task handle.
+ *   -ESRCH   t no longer names a task. */
+WEFT_API int weft_task_times(weft_task *t, struct weft_times *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,7 +34,33 @@
 
 static atomic_bool running;
 static struct weft_stats last;
+static struct weft_times last_times;
 static bool have_last;
+
+/* The accounted time of the tasks that finished in rt. Once the run is
+ * over (or from a worker, for a consistent enough view). */
+static void times_collect(const struct weft__runtime *rt, struct weft_times *t)
+{
+    memset(t, 0, sizeof *t);
+    t->enabled = rt->account;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        const uint64_t *a = rt->workers[i].acct_sum;
+        t->running_ns += a[WEFT_ACCT_RUNNING];
+        t->ready_ns += a[WEFT_ACCT_READY];
+        t->token_ns += a[WEFT_ACCT_TOKEN];
+        t->sleeping_ns += a[WEFT_ACCT_SLEEP];
+        t->waiting_ns += a[WEFT_ACCT_WAIT];
+    }
+}
+
+static void times_print(const struct weft_times *t)
+{
+    fprintf(stderr,
+            "weft: time of the finished tasks: running %.1f ms, ready without a worker %.1f ms, "
+            "ready waiting for the token %.1f ms, sleeping %.1f ms, waiting %.1f ms\n",
+            (double)t->running_ns / 1e6, (double)t->ready_ns / 1e6, (double)t->token_ns / 1e6,
+            (double)t->sleeping_ns / 1e6, (double)t->waiting_ns / 1e6);
+}
 
 void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
 {
@@ -112,6 +138,41 @@ void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *
     fprintf(stderr, "weft: stacks: %llu slabs, %llu mappings, %llu MiB of address space\n",
             (unsigned long long)s->stack_slabs, (unsigned long long)s->stack_mappings,
             (unsigned long long)(s->stack_bytes_mapped >> 20));
+}
+
+int weft_times_get(struct weft_times *out)
+{
+    if (!out)
+        return -EINVAL;
+    if (weft__rt) {
+        times_collect(weft__rt, out);
+        return 0;
+    }
+    if (!have_last)
+        return -ESRCH;
+    *out = last_times;
+    return 0;
+}
+
+int weft_task_times(weft_task *h, struct weft_times *out)
+{
+    if (!weft__rt)
+        return -EPERM;
+    if (!out)
+        return -EINVAL;
+    int err = -EINVAL;
+    struct weft__task *t = weft__task_lookup(h, &err);
+    if (!t)
+        return err;
+    memset(out, 0, sizeof *out);
+    out->enabled = weft__rt->account;
+    /* Settled once the task has finished; a snapshot before. */
+    out->running_ns = t->acct_ns[WEFT_ACCT_RUNNING];
+    out->ready_ns = t->acct_ns[WEFT_ACCT_READY];
+    out->token_ns = t->acct_ns[WEFT_ACCT_TOKEN];
+    out->sleeping_ns = t->acct_ns[WEFT_ACCT_SLEEP];
+    out->waiting_ns = t->acct_ns[WEFT_ACCT_WAIT];
+    return 0;
 }
 
 int weft_stats_get(struct weft_stats *out)
@@ -193,6 +254,7 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     pthread_mutex_init(&rt->idle_lock, NULL);
     atomic_init(&rt->next_id, 1);
     rt->gil_on = rt->cfg.mode == WEFT_GIL;
+    rt->account = rt->gil_on || rt->cfg.stats;
     if (rt->gil_on && (err = weft__gil_init(&rt->gil, rt->cfg.switch_interval_us)) < 0)
         goto fail_gil;
     rt->nworkers = rt->topo.nworkers;
@@ -240,8 +302,12 @@ static void finish(struct weft__runtime *rt)
 {
     stop_threads(rt);
     weft__stats_collect(rt, &last);
-    if (rt->cfg.stats)
+    times_collect(rt, &last_times);
+    if (rt->cfg.stats) {
         weft__stats_print(rt, &last);
+        if (rt->account)
+            times_print(&last_times);
+    }
     weft__rt = NULL;
     teardown(rt);
     /* What teardown left behind: a clean stop unmapped every slab. */

@@ -28,6 +28,7 @@ struct weft__runtime {
     unsigned nworkers;
     bool embedded;                 /* started by weft_runtime_start: runs until stopped */
     bool gil_on;                   /* WEFT_MODE=gil: one execution token (gil.c) */
+    bool account;                  /* time accounting on (GIL mode, or WEFT_STATS=1) */
     struct weft__gil gil;
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
@@ -56,5 +57,16 @@ extern struct weft__runtime *weft__rt;
 void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *out);
 /* Prints rt's configuration and counters on stderr (WEFT_STATS=1). */
 void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *s);
+
+/* Moves t's time accounting to state `to` (enum weft__acct). */
+static inline void weft__acct(struct weft__task *t, unsigned to)
+{
+    if (__builtin_expect(weft__rt && weft__rt->account, 0)) {
+        uint64_t now = weft_now();
+        t->acct_ns[t->acct_state] += now - t->acct_since;
+        t->acct_since = now;
+        t->acct_state = (uint8_t)to;
+    }
+}
 
 #endif

@@ -37,6 +37,16 @@ enum weft__wait {
     WEFT_W_SYNC,   /* the mutex, condition, semaphore or event `wait_obj` */
 };
 
+/* Time accounting (GIL mode, or WEFT_STATS=1): where a task's time went. */
+enum weft__acct {
+    WEFT_ACCT_RUNNING = 0, /* executing on a worker */
+    WEFT_ACCT_READY,       /* runnable, in a queue, no worker has it yet */
+    WEFT_ACCT_TOKEN,       /* GIL mode: a worker has it and waits for the token */
+    WEFT_ACCT_SLEEP,       /* in weft_sleep */
+    WEFT_ACCT_WAIT,        /* blocked on a join, future, channel, lock, group... */
+    WEFT_ACCT_N
+};
+
 /* The join word of a task (t->join): who, if anyone, waits for it, or how
  * it ended. A task pointer (aligned to 64) carries its tag in the low bits. */
 #define WEFT_J_DETACHED ((uintptr_t)1) /* handle released; the reaper frees the slot */
@@ -79,6 +89,11 @@ struct weft__task {
     const void *wait_obj;         /* what it waits on, for the deadlock report */
     struct weft__worker *timer_w; /* whose timer heap holds its deadline, or NULL */
     uint64_t timer_seq;           /* the wait that deadline belongs to; under timer_w's lock */
+    /* Time accounting: written by whoever owns the task in its state (the
+     * worker running it, or the party that readies it). */
+    uint64_t acct_ns[WEFT_ACCT_N];
+    uint64_t acct_since;
+    uint8_t acct_state;
     uint32_t index;               /* slot index in the task table; fixed */
     uint32_t heap_idx;            /* position in timer_w's heap; UINT32_MAX when in none */
     _Atomic uint8_t state;        /* enum weft__task_state */

@@ -121,6 +121,7 @@ bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
     t->wait = WEFT_W_NONE;
+    weft__acct(t, WEFT_ACCT_READY);
     struct weft__worker *w = weft__worker_self();
     if (w)
         weft__worker_ready(w, t);

@@ -579,6 +579,27 @@ static void park(struct weft__worker *w)
 
 static void first_run(struct weft__worker *w, struct weft__task *t);
 
+/* Time accounting at a switch: the task leaving goes to the bucket of why
+ * it leaves (or, when it exits, its times go into the worker's sums), the
+ * one arriving starts running. */
+static void account_switch(struct weft__worker *w, struct weft__task *out, struct weft__task *in,
+                           bool exiting)
+{
+    if (out) {
+        if (exiting) {
+            weft__acct(out, WEFT_ACCT_RUNNING);
+            for (unsigned i = 0; i < WEFT_ACCT_N; i++)
+                w->acct_sum[i] += out->acct_ns[i];
+        } else if (atomic_load_explicit(&out->state, memory_order_relaxed) == WEFT_T_BLOCKED) {
+            weft__acct(out, out->wait == WEFT_W_SLEEP ? WEFT_ACCT_SLEEP : WEFT_ACCT_WAIT);
+        } else {
+            weft__acct(out, WEFT_ACCT_READY);
+        }
+    }
+    if (in)
+        weft__acct(in, WEFT_ACCT_RUNNING);
+}
+
 static inline void after_switch(struct weft__worker *w)
 {
     weft__commit_fn c = w->commit;
@@ -599,6 +620,8 @@ static __attribute__((noinline)) struct weft__worker *
 switch_to(struct weft__worker *w, struct weft__fiber *from, struct weft__task *next, bool exiting)
 {
     struct weft__fiber *to = &w->sched;
+    if (__builtin_expect(w->rt->account, 0))
+        account_switch(w, w->current, next, exiting);
     if (next) {
         if (atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW)
             first_run(w, next);
@@ -692,9 +715,17 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     t->worker = w;
     atomic_store_explicit(&t->state, WEFT_T_RUNNING, memory_order_relaxed);
     w->current = t;
+    weft__acct(self, WEFT_ACCT_WAIT);
+    weft__acct(t, WEFT_ACCT_RUNNING);
     void *r = t->fn(t->arg);
     /* t may have suspended and resumed elsewhere: its worker is current. */
     w = t->worker;
+    if (__builtin_expect(w->rt->account, 0)) {
+        weft__acct(t, WEFT_ACCT_RUNNING);
+        for (unsigned i = 0; i < WEFT_ACCT_N; i++)
+            w->acct_sum[i] += t->acct_ns[i];
+        weft__acct(self, WEFT_ACCT_RUNNING);
+    }
     t->result = r;
     atomic_store_explicit(&t->state, WEFT_T_EXITED, memory_order_relaxed);
     __atomic_store_n(&t->host, NULL, __ATOMIC_RELAXED);
@@ -759,20 +790,25 @@ uint64_t weft__worker_new_id(struct weft__worker *w)
 /* GIL mode, in the idle loop with a task to run: the thread must hold the
  * token; if a waiter asked for it, it goes to the waiter first (forced
  * switching), and this worker queues for it again. */
-static void gil_before_run(struct weft__worker *w)
+static void gil_before_run(struct weft__worker *w, struct weft__task *next)
 {
     struct weft__gil *g = &w->rt->gil;
     if (w->gil_held && weft__gil_drop_requested(g))
         weft__gil_drop(g, w, true);
-    if (!w->gil_held)
+    if (!w->gil_held) {
+        weft__acct(next, WEFT_ACCT_TOKEN); /* the GIL-wait category */
         weft__gil_take(g, w);
+    }
 }
 
 void weft__worker_gil_checkpoint(struct weft__worker *w)
 {
     if (gil_asked(w)) {
+        struct weft__task *self = w->current;
+        weft__acct(self, WEFT_ACCT_TOKEN);
         weft__gil_drop(&w->rt->gil, w, true);
         weft__gil_take(&w->rt->gil, w);
+        weft__acct(self, WEFT_ACCT_RUNNING);
     }
 }
 
@@ -786,7 +822,7 @@ int weft__worker_loop(struct weft__worker *w)
         if (next) {
             stop_searching(w);
             if (rt->gil_on)
-                gil_before_run(w);
+                gil_before_run(w, next);
             switch_to(w, &w->sched, next, false);
             continue;
         }

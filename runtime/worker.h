@@ -11,6 +11,7 @@
 
 #include "arch/context.h"
 #include "ring.h"
+#include "task.h"
 #include "stack.h"
 #include "timer.h"
 
@@ -82,6 +83,7 @@ struct weft__worker {
     struct weft__worker_counters n;
     bool gil_held;                 /* GIL mode: this thread holds the token; owner only */
     uint64_t gil_wait_ns;          /* GIL mode: time spent waiting for the token; owner */
+    uint64_t acct_sum[WEFT_ACCT_N]; /* accounted time of the tasks that finished here */
 } __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,

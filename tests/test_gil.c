@@ -11,8 +11,10 @@
  *    result, and the statistics show hand-offs and forced drops.
  *  - a_sleeper_does_not_hold_the_token: while one task sleeps, another
  *    computes (its progress counter moves during the sleep).
- *  - checkpoint_outside_gil_mode_is_cheap_and_harmless: in parallel mode the
- *    hand-off counters stay 0.
+ *  - time_accounting_sorts_the_time: sleeping, running and token-wait time
+ *    land in their buckets, per task and per run.
+ *  - parallel_mode_counts_no_handoffs: in parallel mode the hand-off
+ *    counters stay 0, and accounting is off.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -173,6 +175,54 @@ START_TEST(a_sleeper_does_not_hold_the_token)
 }
 END_TEST
 
+/* Time accounting: a task that slept 30 ms has at least 30 ms of sleep;
+ * under the GIL, two CPU-bound tasks spend time waiting for the token; the
+ * run's sums cover the tasks' own figures. */
+static void *accounted_sleeper(void *arg)
+{
+    (void)arg;
+    CHECK(weft_sleep(30 * WEFT_MSEC) == 0);
+    return NULL;
+}
+
+static void *times_main(void *arg)
+{
+    (void)arg;
+    weft_task *s, *a, *b;
+    ck_assert_int_eq(weft_spawn(&s, accounted_sleeper, NULL), 0);
+    ck_assert_int_eq(weft_spawn(&a, cpu_task, IPTR(1)), 0);
+    ck_assert_int_eq(weft_spawn(&b, cpu_task, IPTR(2)), 0);
+    ck_assert_int_eq(weft_sleep(60 * WEFT_MSEC), 0);
+    struct weft_times ts, ta, tb;
+    /* Finished (or not) but not joined: the handles are good. */
+    ck_assert_int_eq(weft_join_until(s, WEFT_NEVER - 1, NULL), 0);
+    ck_assert_int_eq(weft_task_times(a, &ta), 0);
+    ck_assert_int_eq(weft_task_times(b, &tb), 0);
+    ck_assert_int_eq(weft_join_until(a, WEFT_NEVER - 1, NULL), 0);
+    ck_assert_int_eq(weft_join_until(b, WEFT_NEVER - 1, NULL), 0);
+    ck_assert_int_eq(weft_times_get(&ts), 0);
+    ck_assert_int_eq(ts.enabled, 1);
+    ck_assert_uint_ge(ts.sleeping_ns, 30 * WEFT_MSEC); /* the sleeper; main is not done */
+    ck_assert_uint_gt(ta.running_ns + tb.running_ns, 0);
+    ck_assert_uint_gt(ts.token_ns, 0);
+    ck_assert_int_eq(weft_task_times(a, &ta), -ESRCH); /* joined */
+    ck_assert_int_eq(weft_task_times(NULL, &ta), -EINVAL);
+    return NULL;
+}
+
+START_TEST(time_accounting_sorts_the_time)
+{
+    chunks = 400;
+    chunk_steps = 200000;
+    run_cfg(WEFT_GIL, 2, 1000, times_main);
+    struct weft_times t;
+    ck_assert_int_eq(weft_times_get(&t), 0); /* the last run's, after it */
+    ck_assert_uint_gt(t.running_ns, 0);
+    ck_assert_uint_gt(t.token_ns, 0);
+    chunk_steps = 20000;
+}
+END_TEST
+
 START_TEST(parallel_mode_counts_no_handoffs)
 {
     ntasks = 2;
@@ -182,6 +232,10 @@ START_TEST(parallel_mode_counts_no_handoffs)
     ck_assert_int_eq(weft_stats_get(&s), 0);
     ck_assert_uint_eq(s.gil_handoffs, 0);
     ck_assert_uint_eq(s.gil_forced_drops, 0);
+    struct weft_times t;
+    ck_assert_int_eq(weft_times_get(&t), 0);
+    ck_assert_int_eq(t.enabled, 0); /* no clock reads at switches by default */
+    ck_assert_uint_eq(t.running_ns, 0);
 }
 END_TEST
 
@@ -194,6 +248,7 @@ static Suite *suite(void)
     tcase_add_test(tc, parallel_mode_runs_two_at_once);
     tcase_add_test(tc, the_token_changes_hands_when_asked);
     tcase_add_test(tc, a_sleeper_does_not_hold_the_token);
+    tcase_add_test(tc, time_accounting_sorts_the_time);
     tcase_add_test(tc, parallel_mode_counts_no_handoffs);
     suite_add_tcase(s, tc);
     return s;
