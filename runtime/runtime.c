@@ -166,6 +166,8 @@ int weft_task_times(weft_task *h, struct weft_times *out)
         return err;
     memset(out, 0, sizeof *out);
     out->enabled = weft__rt->account;
+    if (!out->enabled)
+        return 0;
     /* Settled once the task has finished; a snapshot before. */
     out->running_ns = t->acct_ns[WEFT_ACCT_RUNNING];
     out->ready_ns = t->acct_ns[WEFT_ACCT_READY];

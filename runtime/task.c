@@ -214,9 +214,11 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->wait = WEFT_W_NONE;
     t->wait_obj = NULL;
     t->timer_w = NULL;
-    memset(t->acct_ns, 0, sizeof t->acct_ns);
-    t->acct_state = WEFT_ACCT_READY;
-    t->acct_since = weft__rt && weft__rt->account ? weft_now() : 0;
+    if (__builtin_expect(weft__rt && weft__rt->account, 0)) {
+        memset(t->acct_ns, 0, sizeof t->acct_ns);
+        t->acct_state = WEFT_ACCT_READY;
+        t->acct_since = weft_now();
+    }
     t->name[0] = '\0';
     if (opts && opts->name) {
         strncpy(t->name, opts->name, sizeof t->name - 1);

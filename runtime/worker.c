@@ -715,8 +715,10 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     t->worker = w;
     atomic_store_explicit(&t->state, WEFT_T_RUNNING, memory_order_relaxed);
     w->current = t;
-    weft__acct(self, WEFT_ACCT_WAIT);
-    weft__acct(t, WEFT_ACCT_RUNNING);
+    if (__builtin_expect(w->rt->account, 0)) {
+        weft__acct(self, WEFT_ACCT_WAIT);
+        weft__acct(t, WEFT_ACCT_RUNNING);
+    }
     void *r = t->fn(t->arg);
     /* t may have suspended and resumed elsewhere: its worker is current. */
     w = t->worker;
