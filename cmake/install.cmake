@@ -10,10 +10,7 @@
 #   lib/cmake/weft/                    find_package(weft CONFIG): weft::weft
 #                                      (shared), weft::weft_static
 #   libexec/weft/<demo>                the demos (demos/CMakeLists.txt)
-#
-# TODO(#6): weft-compare, a command for the user's PATH, installs to
-# ${CMAKE_INSTALL_BINDIR} with an install(TARGETS ... RUNTIME DESTINATION
-# ${CMAKE_INSTALL_BINDIR}) rule beside the add_executable() that builds it.
+#   bin/weft-compare                   tools/CMakeLists.txt
 
 include(CMakePackageConfigHelpers)
 
