@@ -152,7 +152,12 @@ static void *deadline_cancel_main(void *arg)
     while (atomic_load(&awaiting) < 1)
         ck_assert_int_eq(weft_sleep(100 * WEFT_USEC), 0);
     ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
-    ck_assert_int_eq(weft_future_free(f), -EBUSY);
+    /* On one worker the awaiter has surely queued; on two it may still be
+     * on its way, and a free that found nobody would succeed. */
+    struct weft_stats st;
+    ck_assert_int_eq(weft_stats_get(&st), 0);
+    if (st.workers == 1)
+        ck_assert_int_eq(weft_future_free(f), -EBUSY);
     ck_assert_int_eq(weft_cancel(t), 0);
     ck_assert_int_eq(weft_join(t, &r), 0);
     ck_assert_int_eq(weft_err_of(r), -ECANCELED);
