@@ -99,7 +99,7 @@ struct weft_config {
     enum weft_guard guard;       /* WEFT_GUARD: auto | marker | mprotect */
     int pin;                     /* WEFT_PIN: 1 = bind workers to cores */
     int stats;                   /* WEFT_STATS: 1 = print counters at exit */
-    const char *trace_path;      /* WEFT_TRACE: trace file (not built yet) */
+    const char *trace_path;      /* WEFT_TRACE: trace-event file written at the end of the run */
     enum weft_steal steal;       /* WEFT_STEAL: half | one */
     enum weft_victim victim;     /* WEFT_VICTIM: random | roundrobin | topology */
     int lifo;                    /* WEFT_LIFO: 1 = a worker runs its newest task first */

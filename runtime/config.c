@@ -237,16 +237,6 @@ static int validate_field(const struct weft_config *cfg, const struct knob *k)
     return 0;
 }
 
-/* What this build cannot do yet, said by name rather than ignored. */
-static int check_supported(const struct weft_config *cfg)
-{
-    if (cfg->trace_path) {
-        weft__say("WEFT_TRACE=\"%s\": tracing is not built yet", cfg->trace_path);
-        return -ENOTSUP;
-    }
-    return 0;
-}
-
 int weft__config_resolve(const struct weft_config *in, struct weft_config *out)
 {
     if (in)
@@ -266,7 +256,7 @@ int weft__config_resolve(const struct weft_config *in, struct weft_config *out)
         if (err < 0)
             return err;
     }
-    return check_supported(out);
+    return 0;
 }
 
 void weft__config_print(const struct weft_config *cfg, FILE *f)

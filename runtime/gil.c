@@ -62,7 +62,7 @@ static struct timespec abs_time(uint64_t ns)
     return (struct timespec){.tv_sec = (time_t)(ns / WEFT_SEC), .tv_nsec = (long)(ns % WEFT_SEC)};
 }
 
-void weft__gil_take(struct weft__gil *g, struct weft__worker *w)
+bool weft__gil_take(struct weft__gil *g, struct weft__worker *w)
 {
     uint64_t t0 = weft_now();
     pthread_mutex_lock(&g->mu);
@@ -76,7 +76,8 @@ void weft__gil_take(struct weft__gil *g, struct weft__worker *w)
     }
     g->nwaiting--;
     g->holder = w;
-    if (g->last && g->last != w)
+    bool handoff = g->last && g->last != w;
+    if (handoff)
         g->handoffs++;
     g->last = w;
     g->switch_number++;
@@ -86,6 +87,7 @@ void weft__gil_take(struct weft__gil *g, struct weft__worker *w)
     pthread_mutex_unlock(&g->mu);
     w->gil_held = true;
     w->gil_wait_ns += weft_now() - t0;
+    return handoff;
 }
 
 void weft__gil_drop(struct weft__gil *g, struct weft__worker *w, bool forced)

@@ -32,8 +32,9 @@ void weft__gil_term(struct weft__gil *g);
 
 /* Takes the token for w's thread, waiting as CPython's take_gil does: a
  * wait of a whole switch interval in which nobody else took it sets the
- * drop request. Worker w's thread; blocks it. */
-void weft__gil_take(struct weft__gil *g, struct weft__worker *w);
+ * drop request. Returns whether the token came from another worker (a
+ * hand-off). Worker w's thread; blocks it. */
+bool weft__gil_take(struct weft__gil *g, struct weft__worker *w);
 
 /* Gives the token back. With `forced` (the holder drops because it was
  * asked to), waits until another worker has taken it, so that the asker

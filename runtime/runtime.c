@@ -257,6 +257,10 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     atomic_init(&rt->next_id, 1);
     rt->gil_on = rt->cfg.mode == WEFT_GIL;
     rt->account = rt->gil_on || rt->cfg.stats;
+    rt->trace_on = rt->cfg.trace_path != NULL;
+    rt->trace_file = NULL;
+    if (rt->trace_on && (err = weft__trace_open(rt)) < 0)
+        goto fail_trace;
     if (rt->gil_on && (err = weft__gil_init(&rt->gil, rt->cfg.switch_interval_us)) < 0)
         goto fail_gil;
     rt->nworkers = rt->topo.nworkers;
@@ -289,6 +293,9 @@ fail_workers:
     if (rt->gil_on)
         weft__gil_term(&rt->gil);
 fail_gil:
+    if (rt->trace_file)
+        fclose(rt->trace_file);
+fail_trace:
     pthread_mutex_destroy(&rt->idle_lock);
     weft__inject_term(&rt->inject);
     weft__task_table_term(&rt->tasks);
@@ -303,6 +310,7 @@ fail_pool:
 static void finish(struct weft__runtime *rt)
 {
     stop_threads(rt);
+    weft__trace_close(rt);
     weft__stats_collect(rt, &last);
     times_collect(rt, &last_times);
     if (rt->cfg.stats) {

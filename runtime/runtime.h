@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "gil.h"
 #include "inject.h"
@@ -29,6 +30,9 @@ struct weft__runtime {
     bool embedded;                 /* started by weft_runtime_start: runs until stopped */
     bool gil_on;                   /* WEFT_MODE=gil: one execution token (gil.c) */
     bool account;                  /* time accounting on (GIL mode, or WEFT_STATS=1) */
+    bool trace_on;                 /* WEFT_TRACE: events recorded (trace.c) */
+    FILE *trace_file;
+    uint64_t trace_t0;
     struct weft__gil gil;
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */

@@ -579,6 +579,29 @@ static void park(struct weft__worker *w)
 
 static void first_run(struct weft__worker *w, struct weft__task *t);
 
+/* WEFT_TRACE at a switch: the running span ends, the next one begins. */
+static void trace_switch(struct weft__worker *w, struct weft__task *in)
+{
+    uint64_t now = weft_now();
+    weft__trace_run_end(w, now);
+    if (in)
+        weft__trace_run_begin(w, in->id, in->name, now);
+}
+
+/* GIL mode: takes the token for the task about to run (task id `task`),
+ * recording the wait and any hand-off in the trace. */
+static void gil_take_traced(struct weft__worker *w, uint64_t task)
+{
+    uint64_t t0 = w->rt->trace_on ? weft_now() : 0;
+    bool handoff = weft__gil_take(&w->rt->gil, w);
+    if (w->rt->trace_on) {
+        uint64_t t1 = weft_now();
+        weft__trace_event(w, WEFT_TR_TOKEN, t0, t1, task);
+        if (handoff)
+            weft__trace_event(w, WEFT_TR_HANDOFF, t1, t1, task);
+    }
+}
+
 /* Time accounting at a switch: the task leaving goes to the bucket of why
  * it leaves (or, when it exits, its times go into the worker's sums), the
  * one arriving starts running. */
@@ -622,6 +645,8 @@ switch_to(struct weft__worker *w, struct weft__fiber *from, struct weft__task *n
     struct weft__fiber *to = &w->sched;
     if (__builtin_expect(w->rt->account, 0))
         account_switch(w, w->current, next, exiting);
+    if (__builtin_expect(w->rt->trace_on, 0))
+        trace_switch(w, next);
     if (next) {
         if (atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW)
             first_run(w, next);
@@ -799,7 +824,7 @@ static void gil_before_run(struct weft__worker *w, struct weft__task *next)
         weft__gil_drop(g, w, true);
     if (!w->gil_held) {
         weft__acct(next, WEFT_ACCT_TOKEN); /* the GIL-wait category */
-        weft__gil_take(g, w);
+        gil_take_traced(w, next->id);
     }
 }
 
@@ -808,8 +833,12 @@ void weft__worker_gil_checkpoint(struct weft__worker *w)
     if (gil_asked(w)) {
         struct weft__task *self = w->current;
         weft__acct(self, WEFT_ACCT_TOKEN);
+        if (w->rt->trace_on)
+            weft__trace_run_end(w, weft_now());
         weft__gil_drop(&w->rt->gil, w, true);
-        weft__gil_take(&w->rt->gil, w);
+        gil_take_traced(w, self->id);
+        if (w->rt->trace_on)
+            weft__trace_run_begin(w, self->id, self->name, weft_now());
         weft__acct(self, WEFT_ACCT_RUNNING);
     }
 }

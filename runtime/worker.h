@@ -14,6 +14,7 @@
 #include "task.h"
 #include "stack.h"
 #include "timer.h"
+#include "trace.h"
 
 struct weft__runtime;
 struct weft__task;
@@ -84,6 +85,7 @@ struct weft__worker {
     bool gil_held;                 /* GIL mode: this thread holds the token; owner only */
     uint64_t gil_wait_ns;          /* GIL mode: time spent waiting for the token; owner */
     uint64_t acct_sum[WEFT_ACCT_N]; /* accounted time of the tasks that finished here */
+    struct weft__trace_buf trace;  /* WEFT_TRACE events; owner only */
 } __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,
