@@ -10,7 +10,7 @@
 #   lib/cmake/weft/                    find_package(weft CONFIG): weft::weft
 #                                      (shared), weft::weft_static
 #   libexec/weft/<demo>                the demos (demos/CMakeLists.txt)
-#   bin/weft-compare                   tools/CMakeLists.txt
+#   bin/weft-compare, bin/weft-trace-svg  tools/CMakeLists.txt
 
 include(CMakePackageConfigHelpers)
 
