@@ -181,40 +181,21 @@ static int recv_ready(weft_chan *c, void **v)
 
 /* ---- send, recv, close ------------------------------------------------ */
 
-static struct weft__task *current_task(void)
-{
-    struct weft__worker *w = weft__worker_self();
-    return w ? w->current : NULL;
-}
-
 /* Waits in q (c->lock held) for the wait that me describes; returns 0 when
- * a waker completed the operation, else the error. */
+ * a waker completed the operation (its outcome in me->status), else the
+ * error. */
 static int chan_wait(weft_chan *c, struct weft__waitq *q, struct weft__task *self,
                      struct weft__waiter *me, uint64_t deadline)
 {
-    int err = weft__wait_check(self, deadline);
-    if (err < 0) {
-        weft__lock_release(&c->lock);
-        return err;
-    }
-    me->task = self;
-    me->seq = weft__wait_seq(self);
-    me->status = 0;
-    weft__waitq_push(q, me);
-    c->nwaiting++;
-    int how = weft__wait(self, me->seq, &c->lock, deadline, WEFT_W_CHAN, c, false);
-    if (how == WEFT_WAKE_WOKEN)
-        return me->status; /* the waker counted us out */
-    weft__lock_acquire(&c->lock);
-    weft__waitq_unlink(q, me);
-    c->nwaiting--;
-    weft__lock_release(&c->lock);
-    return weft__wait_error(self, how);
+    int err = weft__waitq_enter(&c->lock, q, &c->nwaiting, self, me, deadline, 0);
+    if (err == 0)
+        err = weft__waitq_park(&c->lock, q, &c->nwaiting, self, me, deadline, WEFT_W_CHAN, c, 0);
+    return err < 0 ? err : me->status;
 }
 
 int weft_chan_send_until(weft_chan *c, void *value, uint64_t deadline)
 {
-    struct weft__task *self = current_task();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!c)
@@ -236,7 +217,7 @@ int weft_chan_send(weft_chan *c, void *value)
 
 int weft_chan_recv_until(weft_chan *c, void **value, uint64_t deadline)
 {
-    struct weft__task *self = current_task();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!c)
@@ -376,7 +357,7 @@ static int try_op(struct weft_chan_op *op)
 
 int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
 {
-    struct weft__task *self = current_task();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!ops || n == 0 || n > SELECT_MAX)

@@ -126,12 +126,11 @@ int weft_future_done(weft_future *f)
 
 int weft_future_await(weft_future *f, uint64_t deadline, void **value)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    struct weft__task *self = weft__current_task();
+    if (!self)
         return -EPERM;
     if (!f)
         return -EINVAL;
-    struct weft__task *self = w->current;
     weft__lock_acquire(&f->lock);
     if (f->state != PENDING) {
         int err = f->err;
@@ -140,24 +139,15 @@ int weft_future_await(weft_future *f, uint64_t deadline, void **value)
         weft__lock_release(&f->lock);
         return err;
     }
-    int err = weft__wait_check(self, deadline);
-    if (err < 0) {
-        weft__lock_release(&f->lock);
+    /* Any thread may settle it: not a deadlock while it waits. */
+    struct weft__waiter me;
+    int err = weft__waitq_enter(&f->lock, &f->waiters, &f->nwaiting, self, &me, deadline,
+                                WEFT__WAIT_EXT);
+    if (err == 0)
+        err = weft__waitq_park(&f->lock, &f->waiters, &f->nwaiting, self, &me, deadline,
+                               WEFT_W_FUTURE, f, WEFT__WAIT_EXT);
+    if (err < 0)
         return err;
-    }
-    struct weft__waiter me = {.task = self, .seq = weft__wait_seq(self)};
-    weft__waitq_push(&f->waiters, &me);
-    f->nwaiting++;
-    atomic_fetch_add(&weft__rt->ext_waits, 1);
-    int how = weft__wait(self, me.seq, &f->lock, deadline, WEFT_W_FUTURE, f, false);
-    atomic_fetch_sub(&weft__rt->ext_waits, 1);
-    if (how != WEFT_WAKE_WOKEN) {
-        weft__lock_acquire(&f->lock);
-        weft__waitq_unlink(&f->waiters, &me);
-        f->nwaiting--;
-        weft__lock_release(&f->lock);
-        return weft__wait_error(self, how);
-    }
     if (value && me.status == 0)
         *value = me.value;
     return me.status;
@@ -171,13 +161,12 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)
 int weft_gather_until(weft_task **tasks, size_t n, uint64_t deadline, void **results,
                       int *errors)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    /* The task, not the worker: the joins below may resume it elsewhere. */
+    struct weft__task *self = weft__current_task();
+    if (!self)
         return -EPERM;
     if ((n && !tasks) || (n && !errors))
         return -EINVAL;
-    /* The task, not the worker: the joins below may resume it elsewhere. */
-    struct weft__task *self = w->current;
     int failed = 0;
     bool cancelled = false, late = false;
     for (size_t i = 0; i < n; i++) {
@@ -211,8 +200,7 @@ int weft_gather_until(weft_task **tasks, size_t n, uint64_t deadline, void **res
 
 int weft_wait_for(weft_task *t, uint64_t timeout_ns, void **result)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    if (!weft__current_task())
         return -EPERM;
     uint64_t now = weft_now();
     uint64_t deadline = timeout_ns >= WEFT__NEVER - now ? WEFT__NEVER - 1 : now + timeout_ns;

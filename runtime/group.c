@@ -59,8 +59,8 @@ int weft_group_new(weft_group **out)
     weft__waitq_init(&g->waiter);
     /* Opened inside a generator's body: that body may not yield until the
      * group is done (PEP 789; gen.c refuses with -EPERM). */
-    struct weft__worker *w = weft__worker_self();
-    if (w && w->current && (g->scope = weft__gen_current(w->current)) != NULL)
+    struct weft__task *self = weft__current_task();
+    if (self && (g->scope = weft__gen_current(self)) != NULL)
         atomic_fetch_add(&g->scope->open_scopes, 1);
     *out = g;
     return 0;
@@ -126,8 +126,7 @@ static void *member_entry(void *arg)
 
 int weft_group_spawn(weft_group *g, weft_fn fn, void *arg)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    if (!weft__current_task())
         return -EPERM;
     if (!g || !fn)
         return -EINVAL;
@@ -167,12 +166,11 @@ int weft_group_wait(weft_group *g)
 
 int weft_group_wait_until(weft_group *g, uint64_t deadline)
 {
-    struct weft__worker *w = weft__worker_self();
-    if (!w || !w->current)
+    struct weft__task *self = weft__current_task();
+    if (!self)
         return -EPERM;
     if (!g)
         return -EINVAL;
-    struct weft__task *self = w->current;
     bool cancelled = false;
     weft__lock_acquire(&g->lock);
     if (g->waiting) {

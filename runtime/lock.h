@@ -32,18 +32,25 @@ static inline void weft__lock_relax(void)
 #endif
 }
 
+/* One round of a wait for something another thread finishes within a
+ * few instructions, unless it was preempted: a pause at first, then the
+ * CPU given up. `spins` counts the rounds of one wait. Any thread. */
+static inline void weft__spin_pause(unsigned *spins)
+{
+    if (++*spins < 128)
+        weft__lock_relax();
+    else
+        sched_yield();
+}
+
 /* Any thread; never suspends the task. */
 static inline void weft__lock_acquire(struct weft__lock *l)
 {
     unsigned spins = 0;
     /* Acquire: pairs with the release in weft__lock_release(). */
     while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
-        while (atomic_load_explicit(&l->held, memory_order_relaxed)) {
-            if (++spins < 128)
-                weft__lock_relax();
-            else
-                sched_yield();
-        }
+        while (atomic_load_explicit(&l->held, memory_order_relaxed))
+            weft__spin_pause(&spins);
     }
 }
 

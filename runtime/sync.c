@@ -117,12 +117,6 @@ struct weft_event {
     bool set; /* under w.lock */
 };
 
-/* How wait_on() waits. */
-enum {
-    W_EXT = 1,      /* any thread may wake it: counted in ext_waits */
-    W_NOCANCEL = 2, /* ignores cancellation (it stays pending) */
-};
-
 static int mutex_lock(weft_mutex *m, struct weft__task *self, uint64_t deadline, unsigned flags);
 static void mutex_release(weft_mutex *m);
 
@@ -133,20 +127,12 @@ static void waitable_init(struct waitable *o)
     weft__waitq_init(&o->q);
 }
 
-/* The calling task, or NULL outside a task. Read afresh after every
- * suspension by the callers: a task may resume on another worker. */
-static struct weft__task *current(void)
-{
-    struct weft__worker *w = weft__worker_self();
-    return w ? w->current : NULL;
-}
-
-/* The wait of every object here. Called with o->lock held; returns with it
- * released. Checks for a pending cancellation (unless W_NOCANCEL) and a
- * passed deadline first and returns their error without waiting. Else
- * queues self, releases `unlock` if it is not NULL (a condition's mutex,
- * handed on to its next waiter; o->lock is still held, so no waker can
- * miss self), and suspends. 0 when woken: the waker has counted self out
+/* The wait of every object here (waitq.c's enter and park). Called with
+ * o->lock held; returns with it released. Checks for a pending
+ * cancellation (unless WEFT__WAIT_NOCANCEL) and a passed deadline first
+ * and returns their error without waiting. Else queues self, releases
+ * `unlock` if it is not NULL (a condition's mutex, handed on to its next
+ * waiter; o->lock is still held, so no waker can miss self), and suspends. 0 when woken: the waker has counted self out
  * and handed it whatever it waits for. Otherwise self unlinks itself and
  * returns -ETIMEDOUT, -ECANCELED or -ENOMEM. When `unlock` was released it
  * is taken back before returning, whatever the outcome, ignoring
@@ -154,35 +140,18 @@ static struct weft__task *current(void)
 static int wait_on(struct waitable *o, struct weft__task *self, uint64_t deadline, unsigned flags,
                    const void *obj, weft_mutex *unlock)
 {
-    bool nocancel = flags & W_NOCANCEL;
-    int err = weft__wait_check(nocancel ? NULL : self, deadline);
-    if (err < 0) {
-        weft__lock_release(&o->lock);
+    struct weft__waiter me;
+    int err = weft__waitq_enter(&o->lock, &o->q, &o->nwaiting, self, &me, deadline, flags);
+    if (err < 0)
         return err;
-    }
-    struct weft__waiter me = {.task = self, .seq = weft__wait_seq(self)};
-    weft__waitq_push(&o->q, &me);
-    o->nwaiting++;
     if (unlock) {
         weft__lock_acquire(&unlock->w.lock);
         mutex_release(unlock);
         weft__lock_release(&unlock->w.lock);
     }
-    if (flags & W_EXT)
-        atomic_fetch_add(&weft__rt->ext_waits, 1);
-    int how = weft__wait(self, me.seq, &o->lock, deadline, WEFT_W_SYNC, obj, nocancel);
-    if (flags & W_EXT)
-        atomic_fetch_sub(&weft__rt->ext_waits, 1);
-    if (how == WEFT_WAKE_WOKEN) {
-        err = 0;
-    } else {
-        weft__lock_acquire(&o->lock);
-        weft__waitq_unlink(&o->q, &me);
-        o->nwaiting--;
-        weft__lock_release(&o->lock);
-        err = weft__wait_error(self, how);
-    }
-    if (unlock && mutex_lock(unlock, self, WEFT__NEVER, W_NOCANCEL) != 0)
+    err = weft__waitq_park(&o->lock, &o->q, &o->nwaiting, self, &me, deadline, WEFT_W_SYNC, obj,
+                           flags);
+    if (unlock && mutex_lock(unlock, self, WEFT__NEVER, WEFT__WAIT_NOCANCEL) != 0)
         weft__panic("sync: could not take back the mutex of a condition wait");
     return err;
 }
@@ -289,7 +258,7 @@ static void mutex_release(weft_mutex *m)
 
 int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline)
 {
-    struct weft__task *self = current();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!m)
@@ -304,7 +273,7 @@ int weft_mutex_lock(weft_mutex *m)
 
 int weft_mutex_trylock(weft_mutex *m)
 {
-    struct weft__task *self = current();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!m)
@@ -321,7 +290,7 @@ int weft_mutex_trylock(weft_mutex *m)
 
 int weft_mutex_unlock(weft_mutex *m)
 {
-    struct weft__task *self = current();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!m)
@@ -367,7 +336,7 @@ int weft_cond_free(weft_cond *c)
 
 int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
 {
-    struct weft__task *self = current();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!c || !m)
@@ -379,7 +348,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
         return -EPERM;
     /* Only self can unlock m, so it stays self's until wait_on releases it. */
     weft__lock_acquire(&c->w.lock);
-    return wait_on(&c->w, self, deadline, W_EXT, c, m);
+    return wait_on(&c->w, self, deadline, WEFT__WAIT_EXT, c, m);
 }
 
 int weft_cond_wait(weft_cond *c, weft_mutex *m)
@@ -439,7 +408,7 @@ int weft_sem_free(weft_sem *s)
 
 int weft_sem_acquire_until(weft_sem *s, uint64_t deadline)
 {
-    struct weft__task *self = current();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!s)
@@ -451,7 +420,7 @@ int weft_sem_acquire_until(weft_sem *s, uint64_t deadline)
         return 0;
     }
     /* Woken means owning a unit: the releaser handed it over. */
-    return wait_on(&s->w, self, deadline, W_EXT, s, NULL);
+    return wait_on(&s->w, self, deadline, WEFT__WAIT_EXT, s, NULL);
 }
 
 int weft_sem_acquire(weft_sem *s)
@@ -561,7 +530,7 @@ int weft_event_is_set(weft_event *e)
 
 int weft_event_wait_until(weft_event *e, uint64_t deadline)
 {
-    struct weft__task *self = current();
+    struct weft__task *self = weft__current_task();
     if (!self)
         return -EPERM;
     if (!e)
@@ -571,7 +540,7 @@ int weft_event_wait_until(weft_event *e, uint64_t deadline)
         weft__lock_release(&e->w.lock);
         return 0;
     }
-    return wait_on(&e->w, self, deadline, W_EXT, e, NULL);
+    return wait_on(&e->w, self, deadline, WEFT__WAIT_EXT, e, NULL);
 }
 
 int weft_event_wait(weft_event *e)

@@ -47,7 +47,6 @@
 #include "task.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <linux/futex.h>
 #include <stdbool.h>
 #include <string.h>
@@ -290,10 +289,7 @@ static uintptr_t settled_join(struct weft__task *t, uintptr_t x)
 {
     unsigned spins = 0;
     while (x == WEFT_J_WAKING) {
-        if (++spins < 128)
-            weft__lock_relax();
-        else
-            sched_yield();
+        weft__spin_pause(&spins);
         x = atomic_load_explicit(&t->join, memory_order_acquire);
     }
     return x;

@@ -175,6 +175,32 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
                        enum weft__wait why, const void *on, bool nocancel,
                        weft__publish_fn publish, void *parg);
 
+/* Flags of weft__waitq_enter / weft__waitq_park. */
+#define WEFT__WAIT_EXT 1u      /* any thread may end it: counted in ext_waits (deadlocks) */
+#define WEFT__WAIT_NOCANCEL 2u /* ignores cancellation (it stays pending) */
+
+/* The wait of an object with a lock, a queue and a count of the tasks that
+ * will still take the lock (futures, channels, sync.c's objects), in two
+ * steps, so that a caller may act between them with the lock held (a
+ * condition wait releases its mutex there).
+ *
+ * weft__waitq_enter: called with `lock` held. A pending cancellation
+ * (unless NOCANCEL) or a passed deadline: releases the lock and returns
+ * its error. Otherwise fills `me` (task, seq, status 0), queues it on q,
+ * counts it in *nwaiting and returns 0, the lock still held.
+ *
+ * weft__waitq_park: suspends until the wait ends; `lock` is released after
+ * the switch. 0 when a waker ended it (the waker unlinked `me`, counted it
+ * out and handed it what it waits for); otherwise takes the lock back,
+ * unlinks and counts itself out, and returns -ETIMEDOUT, -ECANCELED or
+ * -ENOMEM. Returns without the lock. Task context; suspends. */
+int weft__waitq_enter(struct weft__lock *lock, struct weft__waitq *q, uint64_t *nwaiting,
+                      struct weft__task *self, struct weft__waiter *me, uint64_t deadline,
+                      unsigned flags);
+int weft__waitq_park(struct weft__lock *lock, struct weft__waitq *q, uint64_t *nwaiting,
+                     struct weft__task *self, struct weft__waiter *me, uint64_t deadline,
+                     enum weft__wait why, const void *obj, unsigned flags);
+
 /* Ends the wait `seq` of t with `outcome` if it is still waiting; the one
  * caller that succeeds readies t (on the calling worker, or through the
  * injection queue from any other thread). Returns whether it did. Any

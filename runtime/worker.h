@@ -97,6 +97,14 @@ extern __thread struct weft__worker *weft__tls_worker
 /* The worker of the calling thread, or NULL. Any thread. */
 struct weft__worker *weft__worker_self(void);
 
+/* The calling task, or NULL outside a task. Read it afresh after every
+ * suspension: a task may resume on another worker. Any thread. */
+static inline struct weft__task *weft__current_task(void)
+{
+    struct weft__worker *w = weft__worker_self();
+    return w ? w->current : NULL;
+}
+
 int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned id);
 /* Sets up the calling thread as w's (TLS, signal stack, pinning). */
 int weft__worker_attach(struct weft__worker *w);
