@@ -82,6 +82,7 @@
 #include "error.h"
 #include "runtime.h"
 #include "task.h"
+#include "waitq.h"
 
 #define MAINTENANCE_INTERVAL 61
 #define HOT_STACKS_KEPT_IDLE 64
@@ -787,8 +788,7 @@ int weft_yield(void)
     if (!w || !w->current)
         return -EPERM;
     struct weft__task *self = w->current;
-    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) &&
-        atomic_exchange(&self->cancel, 0))
+    if (weft__cancel_take(self) < 0)
         return -ECANCELED;
     struct weft__task *next = NULL;
     if (gil_asked(w)) {
