@@ -36,18 +36,6 @@ static void nap_us(long us)
     nanosleep(&ts, NULL);
 }
 
-static void run2(weft_fn fn)
-{
-    struct weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = 2;
-    void *r = IPTR(-1);
-    ck_assert_int_eq(weft_run(&cfg, fn, NULL, &r), 0);
-    ck_assert_ptr_null(r);
-    assert_clean_shutdown();
-    ck_assert_uint_eq(CHECK_FAILURES(), 0);
-}
-
 /* ---- INLINE_TAKE ------------------------------------------------------- */
 
 static _Atomic int entries, busy_started;
@@ -124,7 +112,7 @@ static void *inline_take_main(void *arg)
 START_TEST(inline_join_never_reruns_a_started_task)
 {
     setenv("WEFT_RACE_INLINE_TAKE_US", "150000", 1);
-    run2(inline_take_main);
+    run_on_workers(2, inline_take_main);
 }
 END_TEST
 
@@ -192,7 +180,7 @@ static void *finish_main(void *arg)
 START_TEST(late_finisher_wakes_only_its_own_join)
 {
     setenv("WEFT_RACE_FINISH_US", "300000", 1);
-    run2(finish_main);
+    run_on_workers(2, finish_main);
 }
 END_TEST
 
@@ -247,7 +235,7 @@ static void *publish_main(void *arg)
 START_TEST(late_publish_counts_nothing_twice)
 {
     setenv("WEFT_RACE_PUBLISH_US", "300000", 1);
-    run2(publish_main);
+    run_on_workers(2, publish_main);
     struct weft_stats s;
     ck_assert_int_eq(weft_stats_get(&s), 0);
     ck_assert_uint_eq(s.tasks_unreleased, 0);

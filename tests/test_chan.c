@@ -36,18 +36,6 @@
 
 static unsigned workers_of[] = {1, 2};
 
-static void run_on(int i, weft_fn fn)
-{
-    struct weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = workers_of[i];
-    void *r = IPTR(-1);
-    ck_assert_int_eq(weft_run(&cfg, fn, NULL, &r), 0);
-    ck_assert_ptr_null(r);
-    assert_clean_shutdown();
-    ck_assert_uint_eq(CHECK_FAILURES(), 0);
-}
-
 /* ---- order ----------------------------------------------------------- */
 
 #define NVALS 10000
@@ -82,7 +70,7 @@ static void *rendezvous_main(void *arg)
 
 START_TEST(rendezvous_passes_values_in_order)
 {
-    run_on(_i, rendezvous_main);
+    run_on_workers(workers_of[_i], rendezvous_main);
 }
 END_TEST
 
@@ -123,7 +111,7 @@ static void *buffered_main(void *arg)
 
 START_TEST(buffered_fills_then_blocks)
 {
-    run_on(_i, buffered_main);
+    run_on_workers(workers_of[_i], buffered_main);
 }
 END_TEST
 
@@ -190,7 +178,7 @@ static void *close_main(void *arg)
 
 START_TEST(close_wakes_every_blocked_end)
 {
-    run_on(_i, close_main);
+    run_on_workers(workers_of[_i], close_main);
 }
 END_TEST
 
@@ -254,7 +242,7 @@ static void *deadline_main(void *arg)
 
 START_TEST(deadlines_and_cancel_lose_nothing)
 {
-    run_on(_i, deadline_main);
+    run_on_workers(workers_of[_i], deadline_main);
 }
 END_TEST
 
@@ -311,7 +299,7 @@ static void *select_main(void *arg)
 
 START_TEST(select_picks_the_ready_one)
 {
-    run_on(_i, select_main);
+    run_on_workers(workers_of[_i], select_main);
 }
 END_TEST
 
@@ -384,7 +372,7 @@ static void *many_main(void *arg)
 
 START_TEST(many_producers_many_consumers)
 {
-    run_on(_i, many_main);
+    run_on_workers(workers_of[_i], many_main);
 }
 END_TEST
 

@@ -38,18 +38,6 @@
 
 static unsigned workers_of[] = {1, 2};
 
-static void run_on(int i, weft_fn fn)
-{
-    struct weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = workers_of[i];
-    void *r = IPTR(-1);
-    ck_assert_int_eq(weft_run(&cfg, fn, NULL, &r), 0);
-    ck_assert_ptr_null(r);
-    assert_clean_shutdown();
-    ck_assert_uint_eq(CHECK_FAILURES(), 0);
-}
-
 /* ---- futures ---------------------------------------------------------- */
 
 #define NWAITERS 50
@@ -95,7 +83,7 @@ static void *many_waiters_main(void *arg)
 
 START_TEST(future_wakes_every_waiter)
 {
-    run_on(_i, many_waiters_main);
+    run_on_workers(workers_of[_i], many_waiters_main);
 }
 END_TEST
 
@@ -122,7 +110,7 @@ static void *reject_main(void *arg)
 
 START_TEST(future_reject_reaches_awaiters)
 {
-    run_on(_i, reject_main);
+    run_on_workers(workers_of[_i], reject_main);
 }
 END_TEST
 
@@ -167,7 +155,7 @@ static void *deadline_cancel_main(void *arg)
 
 START_TEST(future_await_deadline_and_cancel)
 {
-    run_on(_i, deadline_cancel_main);
+    run_on_workers(workers_of[_i], deadline_cancel_main);
 }
 END_TEST
 
@@ -200,7 +188,7 @@ static void *thread_resolve_main(void *arg)
 
 START_TEST(future_resolved_from_a_thread)
 {
-    run_on(_i, thread_resolve_main);
+    run_on_workers(workers_of[_i], thread_resolve_main);
 }
 END_TEST
 
@@ -243,7 +231,7 @@ static void *gather_main(void *arg)
 
 START_TEST(gather_keeps_order_and_every_error)
 {
-    run_on(_i, gather_main);
+    run_on_workers(workers_of[_i], gather_main);
 }
 END_TEST
 
@@ -283,7 +271,7 @@ static void *gather_cancel_main(void *arg)
 
 START_TEST(gather_cancelled_reaps_everything)
 {
-    run_on(_i, gather_cancel_main);
+    run_on_workers(workers_of[_i], gather_cancel_main);
 }
 END_TEST
 
@@ -312,7 +300,7 @@ static void *gather_until_main(void *arg)
 
 START_TEST(gather_until_cancels_and_reaps_the_late)
 {
-    run_on(_i, gather_until_main);
+    run_on_workers(workers_of[_i], gather_until_main);
 }
 END_TEST
 
@@ -348,7 +336,7 @@ static void *wait_for_main(void *arg)
 
 START_TEST(wait_for_on_time_and_too_late)
 {
-    run_on(_i, wait_for_main);
+    run_on_workers(workers_of[_i], wait_for_main);
 }
 END_TEST
 
@@ -387,7 +375,7 @@ static void *group_main(void *arg)
 
 START_TEST(group_waits_for_all)
 {
-    run_on(_i, group_main);
+    run_on_workers(workers_of[_i], group_main);
 }
 END_TEST
 
@@ -440,7 +428,7 @@ static void *group_failure_main(void *arg)
 
 START_TEST(group_first_failure_cancels_the_rest)
 {
-    run_on(_i, group_failure_main);
+    run_on_workers(workers_of[_i], group_failure_main);
 }
 END_TEST
 
@@ -472,7 +460,7 @@ static void *group_until_main(void *arg)
 START_TEST(group_wait_until_times_out_and_can_wait_again)
 {
     atomic_store(&short_done, 0);
-    run_on(_i, group_until_main);
+    run_on_workers(workers_of[_i], group_until_main);
 }
 END_TEST
 
@@ -509,7 +497,7 @@ static void *group_cancel_main(void *arg)
 
 START_TEST(group_waiter_cancelled)
 {
-    run_on(_i, group_cancel_main);
+    run_on_workers(workers_of[_i], group_cancel_main);
 }
 END_TEST
 

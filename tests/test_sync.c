@@ -63,18 +63,6 @@
 
 static unsigned workers_of[] = {1, 2};
 
-static void run_on(int i, weft_fn fn)
-{
-    struct weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = workers_of[i];
-    void *r = IPTR(-1);
-    ck_assert_int_eq(weft_run(&cfg, fn, NULL, &r), 0);
-    ck_assert_ptr_null(r);
-    assert_clean_shutdown();
-    ck_assert_uint_eq(CHECK_FAILURES(), 0);
-}
-
 /* Waits (in a task) until cond holds, polling. */
 #define AWAIT(cond)                                                                                \
     do {                                                                                           \
@@ -136,7 +124,7 @@ static void *exclusion_main(void *arg)
 
 START_TEST(mutex_excludes_counted)
 {
-    run_on(_i, exclusion_main);
+    run_on_workers(workers_of[_i], exclusion_main);
 }
 END_TEST
 
@@ -192,7 +180,7 @@ static void *fifo_main(void *arg)
 
 START_TEST(mutex_hands_off_in_fifo_order)
 {
-    run_on(_i, fifo_main);
+    run_on_workers(workers_of[_i], fifo_main);
 }
 END_TEST
 
@@ -233,7 +221,7 @@ static void *errors_main(void *arg)
 
 START_TEST(mutex_trylock_unlock_and_relock_errors)
 {
-    run_on(_i, errors_main);
+    run_on_workers(workers_of[_i], errors_main);
 }
 END_TEST
 
@@ -271,7 +259,7 @@ static void *lock_until_main(void *arg)
 
 START_TEST(mutex_lock_until_times_out)
 {
-    run_on(_i, lock_until_main);
+    run_on_workers(workers_of[_i], lock_until_main);
 }
 END_TEST
 
@@ -305,7 +293,7 @@ static void *cancel_waiter_main(void *arg)
 
 START_TEST(mutex_cancelled_waiter_passes_it_on)
 {
-    run_on(_i, cancel_waiter_main);
+    run_on_workers(workers_of[_i], cancel_waiter_main);
 }
 END_TEST
 
@@ -397,7 +385,7 @@ static void *prodcons_main(void *arg)
 
 START_TEST(cond_producer_consumer_counted)
 {
-    run_on(_i, prodcons_main);
+    run_on_workers(workers_of[_i], prodcons_main);
 }
 END_TEST
 
@@ -448,7 +436,7 @@ static void *signal_main(void *arg)
 
 START_TEST(cond_signal_wakes_one_broadcast_wakes_all)
 {
-    run_on(_i, signal_main);
+    run_on_workers(workers_of[_i], signal_main);
 }
 END_TEST
 
@@ -528,7 +516,7 @@ static void *cond_retake_main(void *arg)
 
 START_TEST(cond_timeout_and_cancel_retake_the_mutex)
 {
-    run_on(_i, cond_retake_main);
+    run_on_workers(workers_of[_i], cond_retake_main);
 }
 END_TEST
 
@@ -572,7 +560,7 @@ static void *sem_counts_main(void *arg)
 
 START_TEST(sem_counts_and_try_acquire)
 {
-    run_on(_i, sem_counts_main);
+    run_on_workers(workers_of[_i], sem_counts_main);
 }
 END_TEST
 
@@ -608,7 +596,7 @@ static void *sem_fifo_main(void *arg)
 
 START_TEST(sem_wakes_waiters_in_fifo_order)
 {
-    run_on(_i, sem_fifo_main);
+    run_on_workers(workers_of[_i], sem_fifo_main);
 }
 END_TEST
 
@@ -637,7 +625,7 @@ static void *sem_timeout_main(void *arg)
 
 START_TEST(sem_acquire_until_times_out)
 {
-    run_on(_i, sem_timeout_main);
+    run_on_workers(workers_of[_i], sem_timeout_main);
 }
 END_TEST
 
@@ -699,7 +687,7 @@ static void *sem_cancel_main(void *arg)
 
 START_TEST(sem_cancelled_waiter_takes_no_unit)
 {
-    run_on(_i, sem_cancel_main);
+    run_on_workers(workers_of[_i], sem_cancel_main);
 }
 END_TEST
 
@@ -754,7 +742,7 @@ static void *event_main(void *arg)
 
 START_TEST(event_set_clear_wait)
 {
-    run_on(_i, event_main);
+    run_on_workers(workers_of[_i], event_main);
 }
 END_TEST
 
@@ -825,7 +813,7 @@ static void *free_busy_main(void *arg)
 
 START_TEST(sync_free_refuses_while_waited_on)
 {
-    run_on(_i, free_busy_main);
+    run_on_workers(workers_of[_i], free_busy_main);
 }
 END_TEST
 
@@ -887,7 +875,7 @@ static void *plain_thread_main(void *arg)
 
 START_TEST(sync_woken_from_a_plain_thread)
 {
-    run_on(_i, plain_thread_main);
+    run_on_workers(workers_of[_i], plain_thread_main);
 }
 END_TEST
 

@@ -101,4 +101,19 @@ static _Atomic unsigned long check_failures __attribute__((unused));
 #define IPTR(x) ((void *)(intptr_t)(x))
 #define PINT(p) ((intptr_t)(p))
 
+/* Runs fn as the main task on `workers` workers (default configuration
+ * otherwise) and asserts success, a NULL result, a clean shutdown and no
+ * CHECK failure. */
+static inline void run_on_workers(unsigned workers, weft_fn fn)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers;
+    void *r = IPTR(-1);
+    ck_assert_int_eq(weft_run(&cfg, fn, NULL, &r), 0);
+    ck_assert_ptr_null(r);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+
 #endif
