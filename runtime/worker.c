@@ -603,6 +603,14 @@ static void gil_take_traced(struct weft__worker *w, uint64_t task)
     }
 }
 
+/* Time accounting: t has finished on w; its times go into w's sums. */
+static void acct_finished(struct weft__worker *w, struct weft__task *t)
+{
+    weft__acct(t, WEFT_ACCT_RUNNING);
+    for (unsigned i = 0; i < WEFT_ACCT_N; i++)
+        w->acct_sum[i] += t->acct_ns[i];
+}
+
 /* Time accounting at a switch: the task leaving goes to the bucket of why
  * it leaves (or, when it exits, its times go into the worker's sums), the
  * one arriving starts running. */
@@ -611,9 +619,7 @@ static void account_switch(struct weft__worker *w, struct weft__task *out, struc
 {
     if (out) {
         if (exiting) {
-            weft__acct(out, WEFT_ACCT_RUNNING);
-            for (unsigned i = 0; i < WEFT_ACCT_N; i++)
-                w->acct_sum[i] += out->acct_ns[i];
+            acct_finished(w, out);
         } else if (atomic_load_explicit(&out->state, memory_order_relaxed) == WEFT_T_BLOCKED) {
             weft__acct(out, out->wait == WEFT_W_SLEEP ? WEFT_ACCT_SLEEP : WEFT_ACCT_WAIT);
         } else {
@@ -749,9 +755,7 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
     /* t may have suspended and resumed elsewhere: its worker is current. */
     w = t->worker;
     if (__builtin_expect(w->rt->account, 0)) {
-        weft__acct(t, WEFT_ACCT_RUNNING);
-        for (unsigned i = 0; i < WEFT_ACCT_N; i++)
-            w->acct_sum[i] += t->acct_ns[i];
+        acct_finished(w, t);
         weft__acct(self, WEFT_ACCT_RUNNING);
     }
     t->result = r;
