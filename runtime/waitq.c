@@ -201,38 +201,3 @@ int weft__wait(struct weft__task *self, uint64_t seq, struct weft__lock *held, u
         weft__lock_release(held);
     return r;
 }
-
-int weft__waitq_enter(struct weft__lock *lock, struct weft__waitq *q, uint64_t *nwaiting,
-                      struct weft__task *self, struct weft__waiter *me, uint64_t deadline,
-                      unsigned flags)
-{
-    int err = weft__wait_check(flags & WEFT__WAIT_NOCANCEL ? NULL : self, deadline);
-    if (err < 0) {
-        weft__lock_release(lock);
-        return err;
-    }
-    me->task = self;
-    me->seq = weft__wait_seq(self);
-    me->status = 0;
-    weft__waitq_push(q, me);
-    ++*nwaiting;
-    return 0;
-}
-
-int weft__waitq_park(struct weft__lock *lock, struct weft__waitq *q, uint64_t *nwaiting,
-                     struct weft__task *self, struct weft__waiter *me, uint64_t deadline,
-                     enum weft__wait why, const void *obj, unsigned flags)
-{
-    if (flags & WEFT__WAIT_EXT)
-        atomic_fetch_add(&weft__rt->ext_waits, 1);
-    int how = weft__wait(self, me->seq, lock, deadline, why, obj, flags & WEFT__WAIT_NOCANCEL);
-    if (flags & WEFT__WAIT_EXT)
-        atomic_fetch_sub(&weft__rt->ext_waits, 1);
-    if (how == WEFT_WAKE_WOKEN)
-        return 0;
-    weft__lock_acquire(lock);
-    weft__waitq_unlink(q, me);
-    --*nwaiting;
-    weft__lock_release(lock);
-    return weft__wait_error(self, how);
-}

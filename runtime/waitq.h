@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "lock.h"
+#include "runtime.h"
 #include "task.h"
 
 /* How a wait ended: the low two bits of a task's wake word. */
@@ -194,12 +195,6 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
  * out and handed it what it waits for); otherwise takes the lock back,
  * unlinks and counts itself out, and returns -ETIMEDOUT, -ECANCELED or
  * -ENOMEM. Returns without the lock. Task context; suspends. */
-int weft__waitq_enter(struct weft__lock *lock, struct weft__waitq *q, uint64_t *nwaiting,
-                      struct weft__task *self, struct weft__waiter *me, uint64_t deadline,
-                      unsigned flags);
-int weft__waitq_park(struct weft__lock *lock, struct weft__waitq *q, uint64_t *nwaiting,
-                     struct weft__task *self, struct weft__waiter *me, uint64_t deadline,
-                     enum weft__wait why, const void *obj, unsigned flags);
 
 /* Ends the wait `seq` of t with `outcome` if it is still waiting; the one
  * caller that succeeds readies t (on the calling worker, or through the
@@ -207,5 +202,44 @@ int weft__waitq_park(struct weft__lock *lock, struct weft__waitq *q, uint64_t *n
  * thread. */
 bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome);
 
+
+/* The two steps of an object's wait (documented above, with the flags);
+ * inline, since they are on every blocking channel, future and lock
+ * operation. */
+static inline int weft__waitq_enter(struct weft__lock *lock, struct weft__waitq *q,
+                                    uint64_t *nwaiting, struct weft__task *self,
+                                    struct weft__waiter *me, uint64_t deadline, unsigned flags)
+{
+    int err = weft__wait_check(flags & WEFT__WAIT_NOCANCEL ? NULL : self, deadline);
+    if (err < 0) {
+        weft__lock_release(lock);
+        return err;
+    }
+    me->task = self;
+    me->seq = weft__wait_seq(self);
+    me->status = 0;
+    weft__waitq_push(q, me);
+    ++*nwaiting;
+    return 0;
+}
+
+static inline int weft__waitq_park(struct weft__lock *lock, struct weft__waitq *q,
+                                   uint64_t *nwaiting, struct weft__task *self,
+                                   struct weft__waiter *me, uint64_t deadline,
+                                   enum weft__wait why, const void *obj, unsigned flags)
+{
+    if (flags & WEFT__WAIT_EXT)
+        atomic_fetch_add(&weft__rt->ext_waits, 1);
+    int how = weft__wait(self, me->seq, lock, deadline, why, obj, flags & WEFT__WAIT_NOCANCEL);
+    if (flags & WEFT__WAIT_EXT)
+        atomic_fetch_sub(&weft__rt->ext_waits, 1);
+    if (how == WEFT_WAKE_WOKEN)
+        return 0;
+    weft__lock_acquire(lock);
+    weft__waitq_unlink(q, me);
+    --*nwaiting;
+    weft__lock_release(lock);
+    return weft__wait_error(self, how);
+}
 
 #endif
