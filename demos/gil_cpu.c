@@ -10,11 +10,17 @@
  * Under the GIL it takes what serial takes, and the token changes hands
  * about once per switch interval (WEFT_SWITCH_INTERVAL_US, 5 ms); in
  * parallel it takes about half. Each task's result is checked.
- *   usage: gil_cpu [STEPS]
+ * --join joins the tasks with weft_join instead of weft_wait_for (with a
+ * 600 s bound): a join without a deadline may run a task that has not
+ * started yet on the joiner's own stack, which traces must still show as
+ * that task's run.
+ *   usage: gil_cpu [--join] [STEPS]
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "weft.h"
 
@@ -24,6 +30,7 @@
 #define EXPECT_50M 6301162584745976961ULL
 
 static uint64_t steps = 50000000ULL;
+static int plain_join;
 
 static void *lcg_task(void *arg)
 {
@@ -48,7 +55,9 @@ static void *main_task(void *arg)
     if (weft_spawn(&a, lcg_task, NULL) < 0 || weft_spawn(&b, lcg_task, NULL) < 0)
         return (void *)1;
     void *ra, *rb;
-    if (weft_wait_for(a, 600 * WEFT_SEC, &ra) < 0 || weft_wait_for(b, 600 * WEFT_SEC, &rb) < 0)
+    if (plain_join ? weft_join(a, &ra) < 0 || weft_join(b, &rb) < 0
+                   : weft_wait_for(a, 600 * WEFT_SEC, &ra) < 0 ||
+                         weft_wait_for(b, 600 * WEFT_SEC, &rb) < 0)
         return (void *)1;
     double s = (double)(weft_now() - t0) / 1e9;
     int ok = steps != 50000000ULL ||
@@ -66,8 +75,21 @@ static void *main_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        steps = strtoull(argv[1], NULL, 10);
+    int i = 1;
+    if (i < argc && strcmp(argv[i], "--join") == 0) {
+        plain_join = 1;
+        i++;
+    }
+    if (i < argc) {
+        char *end;
+        errno = 0;
+        steps = strtoull(argv[i], &end, 10);
+        if (errno || end == argv[i] || *end || argv[i][0] == '-' || steps == 0) {
+            fprintf(stderr, "gil_cpu: STEPS=\"%s\" is not a positive number\n"
+                            "usage: gil_cpu [--join] [STEPS]\n", argv[i]);
+            return 2;
+        }
+    }
     void *r = (void *)1;
     int err = weft_run(NULL, main_task, NULL, &r);
     if (err < 0)

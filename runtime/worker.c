@@ -751,6 +751,8 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
         weft__acct(self, WEFT_ACCT_WAIT);
         weft__acct(t, WEFT_ACCT_RUNNING);
     }
+    if (__builtin_expect(w->rt->trace_on, 0))
+        trace_switch(w, t); /* the child's span, on the joiner's stack */
     void *r = t->fn(t->arg);
     /* t may have suspended and resumed elsewhere: its worker is current. */
     w = t->worker;
@@ -758,6 +760,8 @@ struct weft__worker *weft__worker_run_inline(struct weft__worker *w, struct weft
         acct_finished(w, t);
         weft__acct(self, WEFT_ACCT_RUNNING);
     }
+    if (__builtin_expect(w->rt->trace_on, 0))
+        trace_switch(w, self);
     t->result = r;
     atomic_store_explicit(&t->state, WEFT_T_EXITED, memory_order_relaxed);
     __atomic_store_n(&t->host, NULL, __ATOMIC_RELAXED);
