@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,7 +107,9 @@ struct weft_config {
     int lifo;                    /* WEFT_LIFO: 1 = a worker runs its newest task first */
     size_t inline_min;           /* WEFT_INLINE: stack bytes a joiner must have left to run
                                     an unstarted child inline; 0 = never */
-    uint64_t reserved[6];        /* zero; room to grow */
+    unsigned blocking_threads;   /* WEFT_BLOCKING_THREADS: most threads of the blocking-call
+                                    pool (weft_blocking); 0 = min(32, cores + 4) */
+    uint64_t reserved[5];        /* zero; room to grow */
 };
 
 /* Fills *cfg with the defaults: workers 0, parallel, 5000 us, 64 KiB
@@ -838,6 +842,137 @@ WEFT_API int weft_event_wait(weft_event *e);
 WEFT_API int weft_event_wait_until(weft_event *e, uint64_t deadline);
 
 /* ======================================================================
+ * I/O: descriptors waited on by the runtime's poller
+ *
+ * Only the calling task waits: its worker runs other tasks meanwhile, and
+ * a worker with nothing to run waits in epoll for all of them (poller.c).
+ * The calls keep their POSIX names and arguments; they return a count or
+ * 0 on success and -errno on failure (never through errno), retry EINTR,
+ * and turn EAGAIN into a wait. Each has a form bounded by an absolute
+ * deadline (_until) and every wait ends with -ECANCELED when the task is
+ * cancelled.
+ *
+ * A descriptor passed to these calls is made non-blocking (O_NONBLOCK) the
+ * first time, and is registered with the poller the first time a call has
+ * to wait on it. Close it with weft_close(), which forgets it, wakes any
+ * task waiting on it with -EBADF, and then closes it: close(2) on its own
+ * would leave the runtime's record of the number behind, and the next
+ * descriptor to get that number would inherit it (Linux's epoll says
+ * nothing when a registered descriptor is closed). weft_socket() and
+ * weft_accept() start a number's record afresh.
+ * ====================================================================== */
+
+/* What weft_fd_wait waits for, and returns: an OR of these. */
+#define WEFT_READABLE 1u /* data to read, a connection to accept, or the peer hung up */
+#define WEFT_WRITABLE 2u /* room to write, or a connect finished */
+
+/* Waits until fd is ready for one of `events` (WEFT_READABLE,
+ * WEFT_WRITABLE), or the deadline (WEFT_NEVER: none) passes. Returns the
+ * events that are ready, which may include ones not asked for; readiness
+ * is a hint (edge-triggered), so the caller retries its call and waits
+ * again on EAGAIN. May suspend. Task context.
+ *   -EPERM      called outside a task.
+ *   -EINVAL     events has no valid bit, or fd is negative.
+ *   -EBADF      fd is not open, or weft_close() closed it while this task
+ *               waited.
+ *   -ECANCELED  the calling task was cancelled.
+ *   -ETIMEDOUT  the deadline passed first.
+ *   -ENOMEM     no memory for the descriptor's record or the timer heap.
+ *   (other)     epoll_ctl refused the descriptor (-EPERM for a regular
+ *               file, which is always ready: use it directly). */
+WEFT_API int weft_fd_wait(int fd, unsigned events, uint64_t deadline);
+
+/* read(2), write(2), recv(2) and send(2) for a task: one call that moves
+ * at least one byte (or, for read and recv, returns 0 at end of file),
+ * waiting while the descriptor would block. A count, as POSIX returns
+ * it; a short count is normal. May suspend. Task context.
+ *   -EPERM, -EBADF, -ECANCELED, -ETIMEDOUT (_until), -ENOMEM: as
+ *               weft_fd_wait().
+ *   (other)     the call's own -errno (-ECONNRESET, -EPIPE, ...). send
+ *               adds MSG_NOSIGNAL, so a closed peer is -EPIPE and never a
+ *               SIGPIPE. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t count);
+WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t count, uint64_t deadline);
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t count);
+WEFT_API ssize_t weft_write_until(int fd, const void *buf, size_t count, uint64_t deadline);
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
+WEFT_API ssize_t weft_recv_until(int fd, void *buf, size_t len, int flags, uint64_t deadline);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags);
+WEFT_API ssize_t weft_send_until(int fd, const void *buf, size_t len, int flags,
+                                 uint64_t deadline);
+
+/* Writes all count bytes of buf, over as many writes (and waits) as it
+ * takes. Returns count. May suspend. Task context.
+ *   Errors as weft_write(); on an error, *written (if not NULL) says how
+ *   many bytes went out before it. */
+WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t count, size_t *written,
+                                uint64_t deadline);
+
+/* accept4(2) for a task: waits for a connection on the listening socket
+ * fd and returns the new descriptor, non-blocking and close-on-exec
+ * (flags may add nothing else). May suspend. Task context.
+ *   -EPERM, -EBADF, -ECANCELED, -ETIMEDOUT (_until), -ENOMEM: as
+ *               weft_fd_wait().
+ *   (other)     accept4's own -errno (-EMFILE, -EINVAL: not listening). */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+WEFT_API int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                               uint64_t deadline);
+
+/* connect(2) for a task: starts the connection and waits until it is
+ * established or refused. May suspend. Task context.
+ *   -EPERM, -EBADF, -ECANCELED, -ETIMEDOUT (_until), -ENOMEM: as
+ *               weft_fd_wait(); on these the connection attempt is left
+ *               half-done: close the socket.
+ *   (other)     the connection's own -errno (-ECONNREFUSED, ...). */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+WEFT_API int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                                uint64_t deadline);
+
+/* socket(2), non-blocking and close-on-exec, with the number's record in
+ * the runtime started afresh. Returns the descriptor. Does not suspend.
+ * Any thread.
+ *   (other)     socket's own -errno. */
+WEFT_API int weft_socket(int domain, int type, int protocol);
+
+/* Forgets fd (deregisters it from the poller; a task waiting on it wakes
+ * with -EBADF) and closes it. Returns close's result: 0, or its -errno
+ * (the descriptor is closed all the same, except on -EBADF). Does not
+ * suspend. Any thread. */
+WEFT_API int weft_close(int fd);
+
+/* ======================================================================
+ * The blocking-call pool: asyncio.to_thread
+ * ====================================================================== */
+
+/* Runs fn(arg) on a thread of the blocking-call pool (at most
+ * WEFT_BLOCKING_THREADS of them, started as needed) while the calling task
+ * waits, and stores fn's return value in *result (if not NULL). For calls
+ * that block the thread (a disk read, getaddrinfo, a C library without a
+ * non-blocking interface): the task's worker goes on running other tasks,
+ * and in GIL mode the token is free for them. fn cannot be interrupted,
+ * so neither can this wait: a cancellation arriving meanwhile stays
+ * pending for the task's next suspension, and arg stays in use until fn
+ * returns. May suspend. Task context.
+ *   -EPERM   called outside a task.
+ *   -EINVAL  fn is NULL.
+ *   -ENOMEM  no memory for the call, or no pool thread could be started
+ *            and none is alive. */
+WEFT_API int weft_blocking(void *(*fn)(void *arg), void *arg, void **result);
+
+/* weft_blocking() that the caller may stop waiting for: at the deadline
+ * (WEFT_NEVER: none) or on a cancellation it returns -ETIMEDOUT or
+ * -ECANCELED while fn goes on running; when fn returns, the pool calls
+ * drop(arg, fn's result) on its thread (drop may be NULL), so that what
+ * the abandoned call owns is released. On 0, drop is not called. May
+ * suspend. Task context.
+ *   Errors as weft_blocking(), and
+ *   -ECANCELED  the calling task was cancelled; fn goes on, drop follows.
+ *   -ETIMEDOUT  the deadline passed first; fn goes on, drop follows. */
+WEFT_API int weft_blocking_until(void *(*fn)(void *arg), void *arg,
+                                 void (*drop)(void *arg, void *result), uint64_t deadline,
+                                 void **result);
+
+/* ======================================================================
  * Statistics
  * ====================================================================== */
 
@@ -860,7 +995,11 @@ struct weft_stats {
     uint64_t gil_handoffs;      /* GIL mode: the token went to another worker */
     uint64_t gil_forced_drops;  /* GIL mode: the holder dropped it because a waiter asked */
     uint64_t gil_wait_ns;       /* GIL mode: time workers spent waiting for it, summed */
-    uint64_t reserved[5];
+    uint64_t io_waits;          /* times a task suspended until a descriptor was ready */
+    uint64_t io_polls;          /* epoll_wait calls of the poller (blocking or not) */
+    uint64_t blocking_calls;    /* weft_blocking calls run by the pool */
+    uint64_t blocking_threads_peak; /* most pool threads alive at once */
+    uint64_t reserved[1];
 };
 
 /* Copies the runtime's counters into *out: the running runtime's, or once
@@ -883,7 +1022,8 @@ struct weft_times {
     uint64_t sleeping_ns; /* in weft_sleep */
     uint64_t waiting_ns;  /* blocked: joins, futures, channels, locks, groups */
     int enabled;          /* whether accounting was on */
-    uint64_t reserved[4];
+    uint64_t io_ns;       /* waiting for a descriptor, or for the blocking-call pool */
+    uint64_t reserved[3];
 };
 
 /* The summed time of every task that has finished in the running runtime,

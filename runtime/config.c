@@ -63,6 +63,8 @@ static const struct knob knobs[] = {
      "1 = a worker runs the task it made runnable last first (bounded); 0 = oldest first"},
     {"WEFT_INLINE", "inline_min", K_SIZE, OFF(inline_min), 0, WEFT_STACK_MAX, NULL,
      "stack bytes a joiner needs left to run a not-yet-started child inline; 0 = never"},
+    {"WEFT_BLOCKING_THREADS", "blocking_threads", K_UINT, OFF(blocking_threads), 0, 4096, NULL,
+     "most threads of the blocking-call pool; 0 = min(32, cores + 4)"},
 };
 
 void weft_config_default(struct weft_config *cfg)

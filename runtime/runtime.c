@@ -50,6 +50,7 @@ static void times_collect(const struct weft__runtime *rt, struct weft_times *t)
         t->token_ns += a[WEFT_ACCT_TOKEN];
         t->sleeping_ns += a[WEFT_ACCT_SLEEP];
         t->waiting_ns += a[WEFT_ACCT_WAIT];
+        t->io_ns += a[WEFT_ACCT_IO];
     }
 }
 
@@ -57,9 +58,9 @@ static void times_print(const struct weft_times *t)
 {
     fprintf(stderr,
             "weft: time of the finished tasks: running %.1f ms, ready without a worker %.1f ms, "
-            "ready waiting for the token %.1f ms, sleeping %.1f ms, waiting %.1f ms\n",
+            "ready waiting for the token %.1f ms, sleeping %.1f ms, waiting %.1f ms, I/O %.1f ms\n",
             (double)t->running_ns / 1e6, (double)t->ready_ns / 1e6, (double)t->token_ns / 1e6,
-            (double)t->sleeping_ns / 1e6, (double)t->waiting_ns / 1e6);
+            (double)t->sleeping_ns / 1e6, (double)t->waiting_ns / 1e6, (double)t->io_ns / 1e6);
 }
 
 void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
@@ -174,6 +175,7 @@ int weft_task_times(weft_task *h, struct weft_times *out)
     out->token_ns = t->acct_ns[WEFT_ACCT_TOKEN];
     out->sleeping_ns = t->acct_ns[WEFT_ACCT_SLEEP];
     out->waiting_ns = t->acct_ns[WEFT_ACCT_WAIT];
+    out->io_ns = t->acct_ns[WEFT_ACCT_IO];
     return 0;
 }
 

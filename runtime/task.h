@@ -35,6 +35,8 @@ enum weft__wait {
     WEFT_W_GROUP,  /* the members of the task group `wait_obj` */
     WEFT_W_CHAN,   /* the channel `wait_obj` */
     WEFT_W_SYNC,   /* the mutex, condition, semaphore or event `wait_obj` */
+    WEFT_W_IO,     /* a descriptor to become ready (poll.c) */
+    WEFT_W_BLOCKING, /* a call on the blocking-call pool (blocking.c) */
 };
 
 /* Time accounting (GIL mode, or WEFT_STATS=1): where a task's time went. */
@@ -44,6 +46,7 @@ enum weft__acct {
     WEFT_ACCT_TOKEN,       /* GIL mode: a worker has it and waits for the token */
     WEFT_ACCT_SLEEP,       /* in weft_sleep */
     WEFT_ACCT_WAIT,        /* blocked on a join, future, channel, lock, group... */
+    WEFT_ACCT_IO,          /* waiting for a descriptor or the blocking-call pool */
     WEFT_ACCT_N
 };
 

@@ -476,6 +476,10 @@ static const char *wait_name(const struct weft__task *t)
         return "blocked on channel";
     case WEFT_W_SYNC:
         return "blocked on lock, condition, semaphore or event";
+    case WEFT_W_IO:
+        return "waiting for descriptor";
+    case WEFT_W_BLOCKING:
+        return "waiting for a blocking call";
     default:
         return "blocked";
     }
@@ -621,7 +625,9 @@ static void account_switch(struct weft__worker *w, struct weft__task *out, struc
         if (exiting) {
             acct_finished(w, out);
         } else if (atomic_load_explicit(&out->state, memory_order_relaxed) == WEFT_T_BLOCKED) {
-            weft__acct(out, out->wait == WEFT_W_SLEEP ? WEFT_ACCT_SLEEP : WEFT_ACCT_WAIT);
+            weft__acct(out, out->wait == WEFT_W_SLEEP                                ? WEFT_ACCT_SLEEP
+                            : out->wait == WEFT_W_IO || out->wait == WEFT_W_BLOCKING ? WEFT_ACCT_IO
+                                                                                     : WEFT_ACCT_WAIT);
         } else {
             weft__acct(out, WEFT_ACCT_READY);
         }

@@ -15,7 +15,8 @@
  * wall time of each mode, its ratio to serial, the Karp-Flatt serial
  * fraction of the parallel run, e = (1/S - 1/N) / (1 - 1/N) with S the
  * speedup, and the median split of the tasks' time: running, ready
- * without a worker, waiting for the GIL token, sleeping, blocked.
+ * without a worker, waiting for the GIL token, sleeping, blocked, waiting
+ * for I/O (descriptors and the blocking-call pool).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,7 +32,7 @@
 
 enum { SERIAL, GIL, PARALLEL, NMODES };
 static const char *const mode_name[NMODES] = {"serial", "gil", "parallel"};
-enum { T_WALL, T_RUN, T_READY, T_TOKEN, T_SLEEP, T_WAIT, T_HANDOFFS, NFIG };
+enum { T_WALL, T_RUN, T_READY, T_TOKEN, T_SLEEP, T_WAIT, T_IO, T_HANDOFFS, NFIG };
 
 #define MAX_ROUNDS 101
 
@@ -65,8 +66,8 @@ static void parse_stats(const char *err, double *f)
     if (p)
         sscanf(p,
                "weft: time of the finished tasks: running %lf ms, ready without a worker %lf "
-               "ms, ready waiting for the token %lf ms, sleeping %lf ms, waiting %lf ms",
-               &f[T_RUN], &f[T_READY], &f[T_TOKEN], &f[T_SLEEP], &f[T_WAIT]);
+               "ms, ready waiting for the token %lf ms, sleeping %lf ms, waiting %lf ms, I/O %lf ms",
+               &f[T_RUN], &f[T_READY], &f[T_TOKEN], &f[T_SLEEP], &f[T_WAIT], &f[T_IO]);
     p = strstr(err, "weft: gil: switch interval");
     unsigned interval;
     if (p)
@@ -178,14 +179,15 @@ int main(int argc, char **argv)
         }
     }
     double serial = median(figs[SERIAL][T_WALL], rounds);
-    printf("%-9s %10s %7s %10s %10s %10s %10s %10s %9s\n", "mode", "wall_ms", "ratio",
-           "running", "ready", "gil_wait", "sleeping", "blocked", "handoffs");
+    printf("%-9s %10s %7s %10s %10s %10s %10s %10s %10s %9s\n", "mode", "wall_ms", "ratio",
+           "running", "ready", "gil_wait", "sleeping", "blocked", "io_wait", "handoffs");
     for (int m = 0; m < NMODES; m++) {
         double w = median(figs[m][T_WALL], rounds);
-        printf("%-9s %10.1f %7.3f %10.1f %10.1f %10.1f %10.1f %10.1f %9.0f\n", mode_name[m], w,
-               w / serial, median(figs[m][T_RUN], rounds), median(figs[m][T_READY], rounds),
-               median(figs[m][T_TOKEN], rounds), median(figs[m][T_SLEEP], rounds),
-               median(figs[m][T_WAIT], rounds), median(figs[m][T_HANDOFFS], rounds));
+        printf("%-9s %10.1f %7.3f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %9.0f\n",
+               mode_name[m], w, w / serial, median(figs[m][T_RUN], rounds),
+               median(figs[m][T_READY], rounds), median(figs[m][T_TOKEN], rounds),
+               median(figs[m][T_SLEEP], rounds), median(figs[m][T_WAIT], rounds),
+               median(figs[m][T_IO], rounds), median(figs[m][T_HANDOFFS], rounds));
     }
     double par = median(figs[PARALLEL][T_WALL], rounds);
     double speedup = serial / par, p = (double)workers;
