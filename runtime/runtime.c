@@ -80,7 +80,9 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
         s->stacks_peak += w->stacks.peak;
         s->timers_pending += atomic_load_explicit(&w->ntimers, memory_order_relaxed);
         s->timers_fired += w->timers.fired;
+        s->io_waits += WEFT_CNT(w->n.io_waits);
     }
+    s->io_polls = atomic_load_explicit(&rt->poller.polls, memory_order_relaxed);
     s->tasks_spawned += atomic_load(&rt->ext_spawned);
     s->tasks_unreleased = unreleased - atomic_load(&rt->ext_released);
     s->stacks_in_use = in_use > 0 ? (uint64_t)in_use : 0;
@@ -134,6 +136,9 @@ void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *
                     (double)rt->workers[i].gil_wait_ns / 1e6);
         fprintf(stderr, "\n");
     }
+    if (s->io_waits || s->io_polls)
+        fprintf(stderr, "weft: I/O: %llu waits for a descriptor, %llu polls\n",
+                (unsigned long long)s->io_waits, (unsigned long long)s->io_polls);
     fprintf(stderr, "weft: tasks: %llu spawned, %llu left unjoined\n",
             (unsigned long long)s->tasks_spawned, (unsigned long long)s->tasks_unreleased);
     fprintf(stderr, "weft: stacks: %llu slabs, %llu mappings, %llu MiB of address space\n",
@@ -231,6 +236,7 @@ static void teardown(struct weft__runtime *rt)
     weft__inject_term(&rt->inject);
     if (rt->gil_on)
         weft__gil_term(&rt->gil);
+    weft__poller_term(&rt->poller);
     pthread_mutex_destroy(&rt->idle_lock);
     weft__task_table_term(&rt->tasks);
     weft__stack_pool_term(&rt->stacks);
@@ -265,6 +271,10 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
         goto fail_trace;
     if (rt->gil_on && (err = weft__gil_init(&rt->gil, rt->cfg.switch_interval_us)) < 0)
         goto fail_gil;
+    if ((err = weft__poller_init(&rt->poller)) < 0) {
+        weft__say("could not open the poller's epoll set: %s", weft_strerror(err));
+        goto fail_poller;
+    }
     rt->nworkers = rt->topo.nworkers;
     rt->workers = weft__aligned_zalloc(rt->nworkers * sizeof rt->workers[0]);
     if (!rt->workers) {
@@ -292,6 +302,8 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     }
     return 0;
 fail_workers:
+    weft__poller_term(&rt->poller);
+fail_poller:
     if (rt->gil_on)
         weft__gil_term(&rt->gil);
 fail_gil:

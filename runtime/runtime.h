@@ -12,6 +12,7 @@
 
 #include "gil.h"
 #include "inject.h"
+#include "poller.h"
 #include "stack.h"
 #include "task.h"
 #include "topo.h"
@@ -34,6 +35,7 @@ struct weft__runtime {
     FILE *trace_file;
     uint64_t trace_t0;
     struct weft__gil gil;
+    struct weft__poller poller;    /* descriptors tasks wait on (poller.c) */
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */

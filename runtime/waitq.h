@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "lock.h"
+#include "waitq_types.h"
 #include "runtime.h"
 #include "task.h"
 
@@ -30,23 +31,6 @@ enum weft__wake {
 
 /* No deadline. */
 #define WEFT__NEVER UINT64_MAX
-
-/* A task waiting in a wait queue. Lives on the waiting task's stack; linked
- * and unlinked only under the lock of the object that owns the queue. */
-struct weft__waiter {
-    struct weft__waiter *next, *prev;
-    struct weft__task *task;
-    uint64_t seq;   /* the task's wait this waiter belongs to */
-    void *value;    /* handed over by the waker (a channel's value, a future's result) */
-    int status;     /* handed over by the waker (a future's rejection) */
-    size_t *op;     /* a select's: where the winning waker writes `index` */
-    size_t index;
-    int linked;     /* still in the queue */
-};
-
-struct weft__waitq {
-    struct weft__waiter *head, *tail;
-};
 
 static inline void weft__waitq_init(struct weft__waitq *q)
 {

@@ -80,6 +80,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "poller.h"
 #include "runtime.h"
 #include "task.h"
 #include "waitq.h"
@@ -162,19 +163,34 @@ static bool unlist(struct weft__runtime *rt, struct weft__worker *w)
     weft__panic("worker %u: marked idle but not on the idle stack", w->id);
 }
 
+/* A parked worker sleeps on its futex, or (the poller) in epoll_wait. The
+ * stores and loads of park_word and `polling` are sequentially consistent
+ * on both sides: the waker stores park_word then reads polling, the parker
+ * stores polling then reads park_word, so either the waker interrupts the
+ * poll or the parker sees it was woken and does not poll. */
 static void wake(struct weft__worker *w)
 {
-    atomic_store_explicit(&w->park_word, 0, memory_order_release);
-    futex(&w->park_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    atomic_store(&w->park_word, 0);
+    if (atomic_load(&w->polling))
+        weft__poller_interrupt(&w->rt->poller);
+    else
+        futex(&w->park_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 /* Takes a parked worker off the idle stack and wakes it, counted as
- * searching (it comes up looking for work). Returns false when none was
+ * searching (it comes up looking for work). One asleep on its futex is
+ * preferred, so that the poller keeps polling. Returns false when none was
  * parked. Any thread. */
 static bool unpark_one(struct weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->idle_lock);
     struct weft__worker *w = rt->idle;
+    for (struct weft__worker *u = w; u; u = u->idle_next) {
+        if (!atomic_load_explicit(&u->polling, memory_order_relaxed)) {
+            w = u;
+            break;
+        }
+    }
     if (w) {
         unlist(rt, w);
         atomic_fetch_add(&rt->nsearching, 1);
@@ -299,10 +315,37 @@ static struct weft__task *own_oldest(struct weft__worker *w)
     return weft__ring_take_oldest(&w->ring, &t, 1, false) == 1 ? t : NULL;
 }
 
+/* Descriptors are waited on and no worker polls: takes a look without
+ * blocking, so that I/O is noticed while every worker is busy. Then, if a
+ * parked worker could be polling instead and none is, wakes it to do so
+ * (it takes the role when it parks again). */
+static void poll_busy(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    if (!weft__poller_wanted(&rt->poller) || !weft__poller_acquire(&rt->poller))
+        return;
+    bool timed_out;
+    weft__poller_poll(w, 0, &timed_out);
+    weft__poller_release(&rt->poller);
+    if (weft__poller_wanted(&rt->poller) &&
+        atomic_load_explicit(&rt->nidle, memory_order_relaxed) > 0)
+        unpark_one(rt);
+}
+
+void weft__worker_io_waiting(struct weft__runtime *rt)
+{
+    if (atomic_load(&rt->poller.busy) == 0 && atomic_load(&rt->nidle) > 0)
+        unpark_one(rt);
+}
+
 static struct weft__task *maintenance(struct weft__worker *w)
 {
     if (has_timers(w))
         weft__timers_fire(w);
+    /* Not here: a task suspending with an object's lock held may be the
+     * caller, and the poll takes descriptors' locks. After the switch. */
+    if (__builtin_expect(weft__poller_wanted(&w->rt->poller), 0))
+        w->poll_due = true;
     struct weft__task *t = from_inject(w);
     /* Yielders wait for every other ready task, but not forever: one of
      * them goes first every 61 passes. */
@@ -522,7 +565,7 @@ static bool decide_end(struct weft__runtime *rt)
         /* A thread that is not a worker may yet settle what they wait on:
          * sleep until it does (its wake-up comes through the injection
          * queue and unparks a worker). */
-        if (atomic_load(&rt->ext_waits))
+        if (atomic_load(&rt->ext_waits) || weft__poller_wanted(&rt->poller))
             return false;
         for (unsigned i = 0; i < rt->nworkers; i++)
             if (atomic_load_explicit(&rt->workers[i].ntimers, memory_order_relaxed))
@@ -561,7 +604,21 @@ static void park(struct weft__worker *w)
         struct timespec ts = {.tv_sec = (time_t)(when / 1000000000u),
                               .tv_nsec = (long)(when % 1000000000u)};
         WEFT_CNT_ADD(w->n.parks, 1);
-        while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 1) {
+        while (atomic_load(&w->park_word) == 1) {
+            /* Tasks wait on descriptors: sleep in epoll, if no other
+             * worker does (see wake() for the handshake). */
+            if (weft__poller_wanted(&rt->poller) && weft__poller_acquire(&rt->poller)) {
+                atomic_store(&w->polling, 1);
+                bool timed_out = false;
+                unsigned woken = 0;
+                if (atomic_load(&w->park_word) == 1)
+                    woken = weft__poller_poll(w, when, &timed_out);
+                atomic_store(&w->polling, 0);
+                weft__poller_release(&rt->poller);
+                if (woken || timed_out)
+                    break;
+                continue;
+            }
             long r = futex(&w->park_word, FUTEX_WAIT_BITSET_PRIVATE, 1,
                            when == UINT64_MAX ? NULL : &ts);
             if (r < 0 && errno == ETIMEDOUT)
@@ -642,6 +699,10 @@ static inline void after_switch(struct weft__worker *w)
     if (c) {
         w->commit = NULL;
         c(w, w->commit_task, w->commit_arg);
+    }
+    if (__builtin_expect(w->poll_due, 0)) {
+        w->poll_due = false;
+        poll_busy(w);
     }
 }
 
@@ -808,7 +869,14 @@ int weft_yield(void)
     if (gil_asked(w)) {
         /* GIL mode: hand the token over (through the idle loop). */
     } else if ((next = pick_next(w)) == NULL) {
-        return 0; /* nothing else is ready here */
+        /* Nothing else is ready here, unless a poll that was due (no lock
+         * is held here) finds a descriptor ready. */
+        if (!__builtin_expect(w->poll_due, 0))
+            return 0;
+        w->poll_due = false;
+        poll_busy(w);
+        if ((next = pick_next(w)) == NULL)
+            return 0;
     }
     w->commit = commit_yield;
     w->commit_task = self;

@@ -43,6 +43,7 @@ struct weft__worker_counters {
     _Atomic uint64_t inject_pops; /* tasks taken from the injection queue */
     _Atomic uint64_t overflows;  /* times the ring was full and half went to the injection queue */
     _Atomic uint64_t unreleased; /* finished tasks whose handle is not released (may go negative) */
+    _Atomic uint64_t io_waits;   /* tasks that waited for a descriptor here */
 };
 
 #define WEFT_CNT_ADD(field, n)                                                                     \
@@ -78,7 +79,9 @@ struct weft__worker {
     unsigned rr;                   /* next round-robin victim */
     bool searching;                /* counted in rt->nsearching */
     bool thread_started;
+    bool poll_due;                 /* a non-blocking poll is due after the next switch */
     _Atomic uint32_t park_word;    /* futex: 1 while parked, set to 0 to wake */
+    _Atomic uint32_t polling;      /* parked in epoll_wait, not on the futex (poller.c) */
     struct weft__worker *idle_next; /* link in rt's idle stack, under rt->idle_lock */
     bool idle_listed;
     struct weft__worker_counters n;
@@ -151,6 +154,10 @@ uint64_t weft__worker_new_id(struct weft__worker *w);
  * before any spawned count, so a task finishing during the read is never
  * missed as alive. Any thread; exact once every worker is idle. */
 uint64_t weft__live_tasks(const struct weft__runtime *rt);
+
+/* A task is about to wait on a descriptor: if no worker polls and one is
+ * parked, wakes it to take the poller role. Task context. */
+void weft__worker_io_waiting(struct weft__runtime *rt);
 
 /* Wakes every parked worker (to stop). Any thread. */
 void weft__worker_wake_all(struct weft__runtime *rt);

@@ -12,7 +12,7 @@ for want in "^serial " "^gil " "^parallel " "Karp-Flatt serial fraction"; do
 done
 # Every row has its numbers (whether the GIL row shows a token wait depends
 # on how the machine schedules the two workers' threads).
-rows=$(awk '$1 ~ /^(serial|gil|parallel)$/ && NF == 9' <<<"$out" | wc -l)
+rows=$(awk '$1 ~ /^(serial|gil|parallel)$/ && NF == 10' <<<"$out" | wc -l)
 [ "$rows" -eq 3 ] || { echo "weft-compare: $rows complete rows, not 3"; exit 1; }
 # A failing program: exit 1, and the mode named.
 if err=$("$cmp" -n 1 -w 2 false 2>&1); then

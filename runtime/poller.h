@@ -1,0 +1,77 @@
+/*
+ * The poller: one epoll set per runtime, waited on by an idle worker, and
+ * the record of each descriptor that tasks wait on. The protocol is in
+ * poller.c.
+ */
+#ifndef WEFT_POLLER_H
+#define WEFT_POLLER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lock.h"
+#include "waitq_types.h"
+
+struct weft__worker;
+
+/* One descriptor number's record. `seq` is the number's generation: it
+ * goes into every epoll registration and is bumped whenever the number is
+ * forgotten (weft_close) or handed out afresh (weft_socket, weft_accept),
+ * so an event of an older descriptor is recognised and dropped. */
+struct weft__pfd {
+    struct weft__lock lock;    /* guards everything below except `nonblock`'s fast read */
+    uint32_t seq;
+    _Atomic uint8_t nonblock;  /* O_NONBLOCK is set on this generation */
+    uint8_t registered;        /* in the epoll set, with `seq` */
+    uint8_t ready[2];          /* an edge arrived with no waiter: retry before waiting */
+    struct weft__waitq q[2];   /* tasks waiting to read [0] and to write [1] */
+};
+
+#define WEFT__PFD_CHUNK_BITS 10
+#define WEFT__PFD_DIR 4096 /* chunk pointers: descriptors up to 4 Mi */
+
+struct weft__poller {
+    int epfd;                      /* the epoll set */
+    int evfd;                      /* eventfd that interrupts a blocking poll */
+    _Atomic uint32_t busy;         /* the poller role: a worker is polling */
+    _Atomic uint64_t nwaiting;     /* tasks inside weft_fd_wait's wait */
+    _Atomic uint64_t polls;        /* epoll_wait calls */
+    bool pwait2;                   /* epoll_pwait2 works (nanosecond timeouts) */
+    struct weft__pfd *_Atomic dir[WEFT__PFD_DIR];
+};
+
+/* Opens the epoll set and the eventfd. Returns 0 or -errno. */
+int weft__poller_init(struct weft__poller *p);
+/* Closes them and frees the descriptor records. No task may be waiting. */
+void weft__poller_term(struct weft__poller *p);
+
+/* Takes the poller role (only one worker polls at a time); returns whether
+ * it did. Any worker. */
+static inline bool weft__poller_acquire(struct weft__poller *p)
+{
+    return atomic_load_explicit(&p->busy, memory_order_relaxed) == 0 &&
+           atomic_exchange(&p->busy, 1) == 0;
+}
+static inline void weft__poller_release(struct weft__poller *p)
+{
+    atomic_store(&p->busy, 0);
+}
+
+/* Whether tasks wait on descriptors, so that some worker must poll. */
+static inline bool weft__poller_wanted(struct weft__poller *p)
+{
+    return atomic_load(&p->nwaiting) != 0;
+}
+
+/* With the role held: waits in epoll until `deadline` (monotonic ns; 0:
+ * do not block; UINT64_MAX: no limit), an event, or an interruption, and
+ * wakes the tasks whose descriptors are ready (onto w's run queue).
+ * Returns how many tasks it woke; *timed_out says whether the deadline
+ * passed with nothing to report. Worker w's thread, outside any task. */
+unsigned weft__poller_poll(struct weft__worker *w, uint64_t deadline, bool *timed_out);
+
+/* Makes a blocking weft__poller_poll return. Any thread. */
+void weft__poller_interrupt(struct weft__poller *p);
+
+#endif

@@ -1,0 +1,587 @@
+/*
+ * Suite "io": the poller and the socket calls, black-box through weft.h,
+ * on loopback and socketpairs only; each test on 1 and 2 workers (loop
+ * tests), every wait bounded by a deadline so that a bug fails, not hangs.
+ *
+ *  - pipe_read_waits_for_the_writer: a reader finds an empty pipe and
+ *    waits (counted in io_waits); a writer task sleeps, then writes; the
+ *    reader gets the bytes. Then end of file reads 0.
+ *  - socketpair_ping_pong: two tasks bounce a counter 2,000 times over a
+ *    socketpair, every message checked, each side waiting on every read.
+ *  - read_deadline_and_cancel: a read with a deadline on a silent pipe is
+ *    -ETIMEDOUT; a reader with no deadline is cancelled: -ECANCELED; the
+ *    pipe still works afterwards (no stale waiter).
+ *  - close_wakes_the_waiter_and_the_number_is_fresh: weft_close from
+ *    another task wakes a waiting reader with -EBADF; the next socketpair
+ *    reuses the number, and its reader waits for its own data only.
+ *  - write_all_under_backpressure: 4 MiB through a socketpair whose reader
+ *    reads slowly, in small pieces; every byte arrives in order.
+ *  - tcp_accept_connect_echo: an accept loop, one task per connection,
+ *    50 clients each making 20 echo round trips; every byte checked.
+ *  - connect_refused: a port nobody listens on gives -ECONNREFUSED.
+ *  - io_noticed_while_every_worker_is_busy: every worker runs a task that
+ *    only yields until a reader has its data: only the busy workers'
+ *    periodic polls can notice it (no idle worker to poll).
+ *  - io_in_gil_mode: the ping-pong under WEFT_MODE=gil.
+ *  - errors: -EPERM outside a task, -EINVAL for bad events and fds, -EBADF
+ *    for a closed descriptor, weft_close of a bad fd.
+ *  - no_descriptor_left: the runtime's own descriptors (epoll, eventfd)
+ *    are closed when weft_run returns: /proc/self/fd counts the same.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+static unsigned workers_of[] = {1, 2};
+
+#define SOON(ms) (weft_now() + (uint64_t)(ms)*WEFT_MSEC)
+
+/* ---- a reader waits for a writer ----------------------------------------- */
+
+static int pfd[2];
+
+static void *late_writer(void *arg)
+{
+    (void)arg;
+    CHECK(weft_sleep(20 * WEFT_MSEC) == 0);
+    CHECK(weft_write(pfd[1], "hello", 5) == 5);
+    CHECK(weft_close(pfd[1]) == 0);
+    return NULL;
+}
+
+static void *pipe_main(void *arg)
+{
+    (void)arg;
+    CHECK(pipe(pfd) == 0);
+    struct weft_stats s0, s1;
+    weft_stats_get(&s0);
+    weft_task *t;
+    CHECK(weft_spawn(&t, late_writer, NULL) == 0);
+    char buf[16];
+    ssize_t n = weft_read_until(pfd[0], buf, sizeof buf, SOON(5000));
+    CHECK(n == 5 && memcmp(buf, "hello", 5) == 0);
+    weft_stats_get(&s1);
+    CHECK(s1.io_waits > s0.io_waits);
+    CHECK(weft_read_until(pfd[0], buf, sizeof buf, SOON(5000)) == 0); /* end of file */
+    CHECK(weft_join(t, NULL) == 0);
+    CHECK(weft_close(pfd[0]) == 0);
+    return NULL;
+}
+
+START_TEST(pipe_read_waits_for_the_writer)
+{
+    run_on_workers(workers_of[_i], pipe_main);
+}
+END_TEST
+
+/* ---- ping-pong ---------------------------------------------------------------- */
+
+#define ROUNDS 2000
+
+struct side {
+    int fd;
+    int first; /* sends 0 first, then reads the odd numbers */
+};
+
+static bool read_u32(int fd, uint32_t *v)
+{
+    size_t have = 0;
+    while (have < sizeof *v) {
+        ssize_t n = weft_read_until(fd, (char *)v + have, sizeof *v - have, SOON(10000));
+        if (n <= 0)
+            return false;
+        have += (size_t)n;
+    }
+    return true;
+}
+
+/* A sends 0, 2, 4, ... and reads 1, 3, 5, ...; B the other way round;
+ * each number is the one before plus one. */
+static void *bounce(void *arg)
+{
+    struct side *sd = arg;
+    uint32_t k = sd->first ? 1 : 0;
+    if (sd->first) {
+        uint32_t zero = 0;
+        CHECK(weft_write_all(sd->fd, &zero, sizeof zero, NULL, SOON(10000)) == sizeof zero);
+    }
+    for (;; k += 2) {
+        uint32_t got;
+        if (!read_u32(sd->fd, &got)) {
+            CHECK(!"read failed");
+            return NULL;
+        }
+        CHECK(got == k);
+        if (k >= ROUNDS - 1)
+            return NULL;
+        uint32_t next = k + 1;
+        CHECK(weft_write_all(sd->fd, &next, sizeof next, NULL, SOON(10000)) == sizeof next);
+        if (next >= ROUNDS - 1)
+            return NULL;
+    }
+}
+
+static _Atomic unsigned long ping_reads;
+
+static void *ping_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    struct side a = {sv[0], 1}, b = {sv[1], 0};
+    weft_task *ta, *tb;
+    CHECK(weft_spawn(&ta, bounce, &a) == 0);
+    CHECK(weft_spawn(&tb, bounce, &b) == 0);
+    CHECK(weft_join(ta, NULL) == 0);
+    CHECK(weft_join(tb, NULL) == 0);
+    struct weft_stats s;
+    weft_stats_get(&s);
+    atomic_store(&ping_reads, s.io_waits);
+    CHECK(weft_close(sv[0]) == 0);
+    CHECK(weft_close(sv[1]) == 0);
+    return NULL;
+}
+
+START_TEST(socketpair_ping_pong)
+{
+    run_on_workers(workers_of[_i], ping_main);
+    /* One side waits for each message the other has not sent yet. */
+    ck_assert_uint_ge(atomic_load(&ping_reads), ROUNDS / 2);
+}
+END_TEST
+
+/* ---- deadlines and cancellation ---------------------------------------------- */
+
+static void *blocked_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    return IPTR(weft_read(fd, &c, 1));
+}
+
+static void *deadline_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    CHECK(pipe(p) == 0);
+    char c;
+    CHECK(weft_read_until(p[0], &c, 1, SOON(20)) == -ETIMEDOUT);
+    weft_task *t;
+    CHECK(weft_spawn(&t, blocked_reader, IPTR(p[0])) == 0);
+    CHECK(weft_sleep(20 * WEFT_MSEC) == 0);
+    CHECK(weft_cancel(t) == 0);
+    void *r;
+    CHECK(weft_join(t, &r) == 0);
+    CHECK(PINT(r) == -ECANCELED);
+    /* The pipe still works: the cancelled waiter left nothing behind. */
+    CHECK(weft_spawn(&t, blocked_reader, IPTR(p[0])) == 0);
+    CHECK(weft_sleep(5 * WEFT_MSEC) == 0);
+    CHECK(weft_write(p[1], "x", 1) == 1);
+    CHECK(weft_join(t, &r) == 0);
+    CHECK(PINT(r) == 1);
+    CHECK(weft_close(p[0]) == 0 && weft_close(p[1]) == 0);
+    return NULL;
+}
+
+START_TEST(read_deadline_and_cancel)
+{
+    run_on_workers(workers_of[_i], deadline_main);
+}
+END_TEST
+
+/* ---- close while waiting, and the number's reuse ------------------------------- */
+
+static void *timed_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c = 0;
+    ssize_t n = weft_read_until(fd, &c, 1, SOON(5000));
+    return IPTR(n == 1 ? c : n);
+}
+
+static void *close_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    weft_task *t;
+    CHECK(weft_spawn(&t, timed_reader, IPTR(sv[0])) == 0);
+    CHECK(weft_sleep(10 * WEFT_MSEC) == 0); /* the reader is waiting */
+    int old = sv[0];
+    int keep = dup(old); /* the old descriptor's file stays open */
+    CHECK(weft_close(sv[0]) == 0);
+    void *r;
+    CHECK(weft_join(t, &r) == 0);
+    CHECK(PINT(r) == -EBADF);
+    /* The peer end wakes too, but nobody waits on it. A new pair takes
+     * the freed number. */
+    int nv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, nv) == 0);
+    CHECK(nv[0] == old);
+    CHECK(weft_spawn(&t, timed_reader, IPTR(nv[0])) == 0);
+    /* Data for the old file (still open through `keep`) is not the new
+     * reader's: it goes on waiting for its own. */
+    CHECK(send(sv[1], "z", 1, MSG_NOSIGNAL) == 1);
+    CHECK(weft_sleep(10 * WEFT_MSEC) == 0);
+    CHECK(write(nv[1], "k", 1) == 1);
+    CHECK(weft_join(t, &r) == 0);
+    CHECK(PINT(r) == 'k');
+    CHECK(weft_close(sv[1]) == 0 && close(keep) == 0);
+    CHECK(weft_close(nv[0]) == 0 && weft_close(nv[1]) == 0);
+    return NULL;
+}
+
+START_TEST(close_wakes_the_waiter_and_the_number_is_fresh)
+{
+    run_on_workers(workers_of[_i], close_main);
+}
+END_TEST
+
+/* ---- backpressure ---------------------------------------------------------------- */
+
+#define BIG (4u << 20)
+
+static void *slow_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    size_t got = 0;
+    unsigned char buf[1000];
+    while (got < BIG) {
+        ssize_t n = weft_read_until(fd, buf, sizeof buf, SOON(20000));
+        if (n <= 0) {
+            CHECK(n > 0);
+            return NULL;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            CHECK(buf[i] == (unsigned char)((got + (size_t)i) * 7));
+        got += (size_t)n;
+        if ((got / sizeof buf) % 64 == 0)
+            CHECK(weft_yield() == 0);
+    }
+    return NULL;
+}
+
+static void *backpressure_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    unsigned char *data = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        data[i] = (unsigned char)(i * 7);
+    weft_task *t;
+    CHECK(weft_spawn(&t, slow_reader, IPTR(sv[1])) == 0);
+    size_t written = 0;
+    CHECK(weft_write_all(sv[0], data, BIG, &written, SOON(20000)) == (ssize_t)BIG);
+    CHECK(written == BIG);
+    CHECK(weft_join(t, NULL) == 0);
+    free(data);
+    CHECK(weft_close(sv[0]) == 0 && weft_close(sv[1]) == 0);
+    return NULL;
+}
+
+START_TEST(write_all_under_backpressure)
+{
+    run_on_workers(workers_of[_i], backpressure_main);
+}
+END_TEST
+
+/* ---- TCP: accept, connect, echo ---------------------------------------------------- */
+
+#define CLIENTS 50
+#define TRIPS 20
+
+static int listen_loopback(uint16_t *port)
+{
+    int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return fd;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        weft_close(fd);
+        return -errno;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void *echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[256];
+    for (;;) {
+        ssize_t n = weft_read_until(fd, buf, sizeof buf, SOON(20000));
+        if (n <= 0) {
+            CHECK(n == 0);
+            break;
+        }
+        CHECK(weft_write_all(fd, buf, (size_t)n, NULL, SOON(20000)) == n);
+    }
+    CHECK(weft_close(fd) == 0);
+    return NULL;
+}
+
+static _Atomic int trips_done;
+
+static void *client(void *arg)
+{
+    uint16_t port = (uint16_t)(uintptr_t)arg;
+    int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = weft_connect_until(fd, (struct sockaddr *)&a, sizeof a, SOON(20000));
+    CHECK(err == 0);
+    for (int i = 0; i < TRIPS && err == 0; i++) {
+        char msg[64], back[64];
+        int len = snprintf(msg, sizeof msg, "trip %d of fd %d", i, fd);
+        CHECK(weft_write_all(fd, msg, (size_t)len, NULL, SOON(20000)) == len);
+        int have = 0;
+        while (have < len) {
+            ssize_t n = weft_read_until(fd, back + have, (size_t)(len - have), SOON(20000));
+            if (n <= 0) {
+                CHECK(n > 0);
+                err = -1;
+                break;
+            }
+            have += (int)n;
+        }
+        if (err == 0) {
+            CHECK(memcmp(msg, back, (size_t)len) == 0);
+            atomic_fetch_add(&trips_done, 1);
+        }
+    }
+    CHECK(weft_close(fd) == 0);
+    return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    weft_task *conns[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        int c = weft_accept_until(lfd, NULL, NULL, SOON(20000));
+        CHECK(c >= 0);
+        if (c < 0)
+            return NULL;
+        CHECK((fcntl(c, F_GETFL) & O_NONBLOCK) != 0);
+        CHECK(weft_spawn(&conns[i], echo_conn, IPTR(c)) == 0);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK(weft_join(conns[i], NULL) == 0);
+    return NULL;
+}
+
+static void *tcp_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&trips_done, 0);
+    uint16_t port;
+    int lfd = listen_loopback(&port);
+    CHECK(lfd >= 0);
+    weft_task *acc, *cl[CLIENTS];
+    CHECK(weft_spawn(&acc, acceptor, IPTR(lfd)) == 0);
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK(weft_spawn(&cl[i], client, (void *)(uintptr_t)port) == 0);
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK(weft_join(cl[i], NULL) == 0);
+    CHECK(weft_join(acc, NULL) == 0);
+    CHECK(atomic_load(&trips_done) == CLIENTS * TRIPS);
+    CHECK(weft_close(lfd) == 0);
+    return NULL;
+}
+
+START_TEST(tcp_accept_connect_echo)
+{
+    run_on_workers(workers_of[_i], tcp_main);
+}
+END_TEST
+
+static void *refused_main(void *arg)
+{
+    (void)arg;
+    uint16_t port;
+    int lfd = listen_loopback(&port); /* a free port: bound, then closed */
+    CHECK(lfd >= 0);
+    CHECK(weft_close(lfd) == 0);
+    int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(weft_connect_until(fd, (struct sockaddr *)&a, sizeof a, SOON(5000)) == -ECONNREFUSED);
+    CHECK(weft_close(fd) == 0);
+    return NULL;
+}
+
+START_TEST(connect_refused)
+{
+    run_on_workers(workers_of[_i], refused_main);
+}
+END_TEST
+
+/* ---- every worker busy ----------------------------------------------------------------- */
+
+static _Atomic int got_it;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    uint64_t end = SOON(20000);
+    while (!atomic_load(&got_it) && weft_now() < end)
+        CHECK(weft_yield() == 0);
+    CHECK(atomic_load(&got_it));
+    return NULL;
+}
+
+static void *flag_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    CHECK(weft_read_until(fd, &c, 1, SOON(20000)) == 1);
+    atomic_store(&got_it, 1);
+    return NULL;
+}
+
+static void *feeder(void *arg)
+{
+    int fd = *(int *)arg;
+    usleep(20000); /* a plain thread: the reader is waiting by now */
+    ssize_t n = write(fd, "!", 1);
+    (void)n;
+    return NULL;
+}
+
+static unsigned busy_workers;
+
+static void *busy_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&got_it, 0);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    weft_task *r, *sp[8];
+    CHECK(weft_spawn(&r, flag_reader, IPTR(p[0])) == 0);
+    CHECK(weft_sleep(5 * WEFT_MSEC) == 0);
+    for (unsigned i = 0; i < busy_workers; i++)
+        CHECK(weft_spawn(&sp[i], spinner, NULL) == 0);
+    pthread_t th;
+    pthread_create(&th, NULL, feeder, &p[1]);
+    for (unsigned i = 0; i < busy_workers; i++)
+        CHECK(weft_join(sp[i], NULL) == 0);
+    CHECK(weft_join(r, NULL) == 0);
+    pthread_join(th, NULL);
+    CHECK(weft_close(p[0]) == 0 && close(p[1]) == 0);
+    return NULL;
+}
+
+START_TEST(io_noticed_while_every_worker_is_busy)
+{
+    busy_workers = workers_of[_i];
+    run_on_workers(workers_of[_i], busy_main);
+}
+END_TEST
+
+START_TEST(io_in_gil_mode)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers_of[_i] + 1;
+    cfg.mode = WEFT_GIL;
+    void *r = IPTR(-1);
+    ck_assert_int_eq(weft_run(&cfg, ping_main, NULL, &r), 0);
+    ck_assert_ptr_null(r);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static void *errors_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(weft_fd_wait(p[0], 0, WEFT_NEVER) == -EINVAL);
+    CHECK(weft_fd_wait(p[0], 4, WEFT_NEVER) == -EINVAL);
+    CHECK(weft_fd_wait(-1, WEFT_READABLE, WEFT_NEVER) == -EINVAL);
+    CHECK(weft_fd_wait(p[1], WEFT_WRITABLE, SOON(5000)) & WEFT_WRITABLE);
+    CHECK(weft_fd_wait(p[0], WEFT_READABLE, SOON(10)) == -ETIMEDOUT);
+    char c;
+    CHECK(weft_read(-3, &c, 1) == -EBADF);
+    int dead = p[0];
+    CHECK(weft_close(p[0]) == 0);
+    CHECK(weft_close(p[1]) == 0);
+    CHECK(weft_read(dead, &c, 1) == -EBADF);
+    CHECK(weft_close(dead) == -EBADF);
+    return NULL;
+}
+
+START_TEST(errors)
+{
+    char c;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(weft_read(p[0], &c, 1), -EPERM);
+    ck_assert_int_eq(weft_fd_wait(p[0], WEFT_READABLE, WEFT_NEVER), -EPERM);
+    ck_assert_int_eq(weft_accept(p[0], NULL, NULL), -EPERM);
+    close(p[0]);
+    close(p[1]);
+    run_on_workers(workers_of[_i], errors_main);
+}
+END_TEST
+
+/* ---- descriptors ------------------------------------------------------------------------ */
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(no_descriptor_left)
+{
+    int before = count_fds();
+    run_on_workers(workers_of[_i], ping_main);
+    run_on_workers(workers_of[_i], tcp_main);
+    ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("io");
+    TCase *tc = tcase_create("io");
+    tcase_set_timeout(tc, 120);
+    int n = (int)(sizeof workers_of / sizeof workers_of[0]);
+    tcase_add_loop_test(tc, pipe_read_waits_for_the_writer, 0, n);
+    tcase_add_loop_test(tc, socketpair_ping_pong, 0, n);
+    tcase_add_loop_test(tc, read_deadline_and_cancel, 0, n);
+    tcase_add_loop_test(tc, close_wakes_the_waiter_and_the_number_is_fresh, 0, n);
+    tcase_add_loop_test(tc, write_all_under_backpressure, 0, n);
+    tcase_add_loop_test(tc, tcp_accept_connect_echo, 0, n);
+    tcase_add_loop_test(tc, connect_refused, 0, n);
+    tcase_add_loop_test(tc, io_noticed_while_every_worker_is_busy, 0, n);
+    tcase_add_loop_test(tc, io_in_gil_mode, 0, n);
+    tcase_add_loop_test(tc, errors, 0, n);
+    tcase_add_loop_test(tc, no_descriptor_left, 0, n);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
