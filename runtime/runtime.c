@@ -75,11 +75,11 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
         s->tasks_finished += WEFT_CNT(w->n.finished);
         unreleased += WEFT_CNT(w->n.unreleased);
         s->switches += WEFT_CNT(w->n.switches);
-        in_use += w->stacks.in_use;
+        in_use += __atomic_load_n(&w->stacks.in_use, __ATOMIC_RELAXED);
         s->stacks_cached += weft__stack_cached(&w->stacks);
-        s->stacks_peak += w->stacks.peak;
+        s->stacks_peak += (uint64_t)__atomic_load_n(&w->stacks.peak, __ATOMIC_RELAXED);
         s->timers_pending += atomic_load_explicit(&w->ntimers, memory_order_relaxed);
-        s->timers_fired += w->timers.fired;
+        s->timers_fired += __atomic_load_n(&w->timers.fired, __ATOMIC_RELAXED);
         s->io_waits += WEFT_CNT(w->n.io_waits);
     }
     s->io_polls = atomic_load_explicit(&rt->poller.polls, memory_order_relaxed);

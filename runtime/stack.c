@@ -246,12 +246,18 @@ void weft__stack_cache_term(struct weft__stack_cache *c)
     memset(c, 0, sizeof *c);
 }
 
+/* The cache's counts are written by its owner only, but stats read them
+ * from any thread: single-copy atomic stores and loads, no
+ * read-modify-write (the owner's own plain reads race with nothing). */
+#define COUNT_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define COUNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 static struct weft__stack *pop(struct weft__stack **list, uint64_t *n)
 {
     struct weft__stack *s = *list;
     if (s) {
         *list = s->next;
-        (*n)--;
+        COUNT_SET(*n, *n - 1);
     }
     return s;
 }
@@ -277,8 +283,8 @@ static uint64_t move_stacks(struct weft__stack **from, uint64_t *nfrom, struct w
         *to = s;
         moved++;
     }
-    *nfrom -= moved;
-    *nto += moved;
+    COUNT_SET(*nfrom, *nfrom - moved);
+    COUNT_SET(*nto, *nto + moved);
     return moved;
 }
 
@@ -312,7 +318,7 @@ static struct weft__stack *refill(struct weft__stack_pool *p, struct weft__stack
     if (!s)
         return NULL;
     k->cold = s->stacks[0].next;
-    k->ncold += s->count - 1;
+    COUNT_SET(k->ncold, k->ncold + s->count - 1);
     s->stacks[0].next = NULL;
     return &s->stacks[0];
 }
@@ -323,13 +329,18 @@ struct weft__stack *weft__stack_get(struct weft__stack_pool *p, struct weft__sta
     struct weft__stack_class *k = class_of(c, size);
     if (!k)
         return NULL;
+    uint64_t before = k->nhot + k->ncold;
     struct weft__stack *s = pop(&k->hot, &k->nhot);
     if (!s)
         s = pop(&k->cold, &k->ncold);
     if (!s)
         s = refill(p, k);
-    if (s && ++c->in_use > c->peak)
-        c->peak = c->in_use;
+    COUNT_SET(c->cached, c->cached + (k->nhot + k->ncold) - before);
+    if (s) {
+        COUNT_SET(c->in_use, c->in_use + 1);
+        if (c->in_use > c->peak)
+            COUNT_SET(c->peak, c->in_use);
+    }
     return s;
 }
 
@@ -338,10 +349,11 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c, st
     struct weft__stack_class *k = class_of(c, s->size);
     if (!k)
         weft__panic("stack: no memory to cache a stack of %zu bytes", s->size);
+    uint64_t before = k->nhot + k->ncold;
     s->next = k->hot;
     k->hot = s;
-    k->nhot++;
-    c->in_use--;
+    COUNT_SET(k->nhot, k->nhot + 1);
+    COUNT_SET(c->in_use, c->in_use - 1);
     if (k->nhot + k->ncold > CACHE_MAX) {
         pthread_mutex_lock(&p->lock);
         struct weft__stack_class *sp = spare_of(p, k->size);
@@ -351,6 +363,7 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack_cache *c, st
         }
         pthread_mutex_unlock(&p->lock);
     }
+    COUNT_SET(c->cached, c->cached + (k->nhot + k->ncold) - before);
 }
 
 void weft__stack_trim(struct weft__stack_cache *c, uint64_t keep)
@@ -362,17 +375,14 @@ void weft__stack_trim(struct weft__stack_cache *c, uint64_t keep)
             madvise(s->lo, s->size, MADV_DONTNEED);
             s->next = k->cold;
             k->cold = s;
-            k->ncold++;
+            COUNT_SET(k->ncold, k->ncold + 1);
         }
     }
 }
 
 uint64_t weft__stack_cached(const struct weft__stack_cache *c)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < c->ncls; i++)
-        n += c->cls[i].nhot + c->cls[i].ncold;
-    return n;
+    return COUNT_GET(c->cached);
 }
 
 /* ---- overflow report ------------------------------------------------ */

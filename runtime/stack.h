@@ -37,6 +37,8 @@ struct weft__stack_cache {
     int64_t in_use;  /* stacks handed out by this cache minus stacks returned to it
                         (tasks migrate: summed over workers it is the stacks in use) */
     int64_t peak;
+    uint64_t cached;  /* stacks in all classes: what stats read from any thread (the
+                         classes array may move) */
 };
 
 struct weft__slab;

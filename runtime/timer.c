@@ -142,7 +142,7 @@ struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now)
         return NULL;
     struct weft__task *task = t->heap[0];
     weft__timer_del(t, task);
-    t->fired++;
+    __atomic_store_n(&t->fired, t->fired + 1, __ATOMIC_RELAXED); /* read by stats */
     return task;
 }
 
