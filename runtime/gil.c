@@ -104,3 +104,11 @@ void weft__gil_drop(struct weft__gil *g, struct weft__worker *w, bool forced)
     }
     pthread_mutex_unlock(&g->mu);
 }
+
+bool weft__gil_contended(struct weft__gil *g)
+{
+    pthread_mutex_lock(&g->mu);
+    bool waiting = g->nwaiting > 0;
+    pthread_mutex_unlock(&g->mu);
+    return waiting;
+}

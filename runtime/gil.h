@@ -42,6 +42,9 @@ bool weft__gil_take(struct weft__gil *g, struct weft__worker *w);
  * thread, which holds the token. */
 void weft__gil_drop(struct weft__gil *g, struct weft__worker *w, bool forced);
 
+/* Whether another worker waits for the token. Any thread. */
+bool weft__gil_contended(struct weft__gil *g);
+
 /* Whether a waiter asks the holder to drop the token. Any thread. */
 static inline bool weft__gil_drop_requested(struct weft__gil *g)
 {

@@ -369,6 +369,14 @@ static int io_task(struct weft__runtime **rt, struct weft__task **self)
     return *rt && *self ? 0 : -EPERM;
 }
 
+/* GIL mode: the token is released around each I/O system call, as
+ * CPython releases the GIL (weft__worker_gil_io). */
+static inline void gil_io(struct weft__runtime *rt)
+{
+    if (__builtin_expect(rt->gil_on, 0))
+        weft__worker_gil_io(weft__worker_self());
+}
+
 int weft_fd_wait(int fd, unsigned events, uint64_t deadline)
 {
     struct weft__runtime *rt;
@@ -418,6 +426,7 @@ static ssize_t io(enum op op, int fd, void *buf, size_t n, int flags, uint64_t d
         return err;
     unsigned dir = op == OP_READ || op == OP_RECV ? WEFT_READABLE : WEFT_WRITABLE;
     for (;;) {
+        gil_io(rt);
         ssize_t r = do_op(op, fd, buf, n, flags);
         if (r >= 0)
             return r;
@@ -504,6 +513,7 @@ int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen, uint64_
     if ((err = prepare(&rt->poller, fd, &f)) < 0)
         return err;
     for (;;) {
+        gil_io(rt);
         int c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
             fd_fresh(c);
@@ -538,6 +548,7 @@ int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, u
     struct weft__pfd *f;
     if ((err = prepare(&rt->poller, fd, &f)) < 0)
         return err;
+    gil_io(rt);
     if (connect(fd, addr, addrlen) == 0)
         return 0;
     err = errno;

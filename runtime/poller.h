@@ -28,6 +28,7 @@ struct weft__pfd {
     struct weft__waitq q[2];   /* tasks waiting to read [0] and to write [1] */
 };
 
+#define WEFT__POLL_COMPUTING 1 /* poller.until while the poller reads the heaps */
 #define WEFT__PFD_CHUNK_BITS 10
 #define WEFT__PFD_DIR 4096 /* chunk pointers: descriptors up to 4 Mi */
 
@@ -37,6 +38,8 @@ struct weft__poller {
     _Atomic uint32_t busy;         /* the poller role: a worker is polling */
     _Atomic uint64_t nwaiting;     /* tasks inside weft_fd_wait's wait */
     _Atomic uint64_t polls;        /* epoll_wait calls */
+    _Atomic uint64_t until;        /* the deadline a parked poller sleeps until; 0: no
+                                      parked poller; WEFT__POLL_COMPUTING: being set */
     bool pwait2;                   /* epoll_pwait2 works (nanosecond timeouts) */
     struct weft__pfd *_Atomic dir[WEFT__PFD_DIR];
 };

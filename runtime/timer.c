@@ -18,8 +18,9 @@
  * The scheduler looks at the heap when its run queue is empty and every 61
  * scheduling decisions otherwise (worker.c), never on every yield.
  *
- * Only the owner adds and fires; removals come from any worker; all under
- * the heap's lock. weft_sleep lives here too.
+ * Only the owner adds; the owner fires, and so does an idle worker when
+ * a deadline in a busy worker's heap has passed (worker.c); removals come
+ * from any worker; all under the heap's lock. weft_sleep lives here too.
  */
 #include "timer.h"
 
@@ -171,6 +172,9 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
         weft__panic("timer heap: no room after reserving");
     publish_len(w);
     weft__lock_release(&t->lock);
+    /* This worker may stay busy with one long task: the parked poller
+     * must wake for the deadline. */
+    weft__worker_timer_armed(w->rt, deadline);
 }
 
 void weft__timer_disarm_slow(struct weft__task *task)
@@ -187,6 +191,12 @@ void weft__timer_disarm_slow(struct weft__task *task)
 
 void weft__timers_fire(struct weft__worker *w)
 {
+    weft__timers_fire_from(w, w);
+}
+
+void weft__timers_fire_from(struct weft__worker *self, struct weft__worker *w)
+{
+    (void)self; /* woken tasks go to the calling worker (weft__wake) */
     struct weft__timers *t = &w->timers;
     uint64_t now = weft_now();
     for (;;) {

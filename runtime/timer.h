@@ -48,7 +48,11 @@ void weft__timer_disarm_slow(struct weft__task *task);
 /* Ends the waits whose deadlines have passed in w's heap (outcome
  * TIMEDOUT). Worker w's thread. */
 void weft__timers_fire(struct weft__worker *w);
-/* The earliest deadline in w's heap, or UINT64_MAX. Worker w's thread. */
+/* weft__timers_fire on another worker's heap: the worker `self` (the
+ * calling thread's, idle) ends the waits whose deadlines passed in w's heap,
+ * and their tasks become runnable on self. */
+void weft__timers_fire_from(struct weft__worker *self, struct weft__worker *w);
+/* The earliest deadline in w's heap, or UINT64_MAX. Any worker's thread. */
 uint64_t weft__timers_next(struct weft__worker *w);
 
 #endif

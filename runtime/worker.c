@@ -332,6 +332,19 @@ static void poll_busy(struct weft__worker *w)
         unpark_one(rt);
 }
 
+void weft__worker_timer_armed(struct weft__runtime *rt, uint64_t deadline)
+{
+    if (rt->nworkers == 1)
+        return; /* the one worker is running: it will look at its heap */
+    uint64_t until = atomic_load(&rt->poller.until);
+    if (until == 0) {
+        if (atomic_load(&rt->nidle) > 0)
+            unpark_one(rt); /* it parks again as the poller, which sees the deadline */
+    } else if (deadline < until) {
+        weft__poller_interrupt(&rt->poller);
+    }
+}
+
 void weft__worker_io_waiting(struct weft__runtime *rt)
 {
     if (atomic_load(&rt->poller.busy) == 0 && atomic_load(&rt->nidle) > 0)
@@ -578,6 +591,40 @@ static bool decide_end(struct weft__runtime *rt)
     return true;
 }
 
+/* The earliest deadline in any worker's heap: a parked worker wakes for
+ * it, since the worker that owns the heap may be busy with one long task
+ * and make no scheduling decision to fire it (Go's idle Ps look at every
+ * P's timers for the same reason). */
+static uint64_t next_deadline_anywhere(struct weft__worker *w)
+{
+    uint64_t when = weft__timers_next(w);
+    for (unsigned i = 0; i < w->rt->nworkers; i++) {
+        struct weft__worker *v = &w->rt->workers[i];
+        if (v != w && has_timers(v)) {
+            uint64_t t = weft__timers_next(v);
+            if (t < when)
+                when = t;
+        }
+    }
+    return when;
+}
+
+/* An idle worker fires the deadlines that have passed in other workers'
+ * heaps (their tasks become runnable here). Returns whether it fired any. */
+static bool fire_others(struct weft__worker *w)
+{
+    bool any = false;
+    uint64_t now = weft_now();
+    for (unsigned i = 0; i < w->rt->nworkers; i++) {
+        struct weft__worker *v = &w->rt->workers[i];
+        if (v != w && has_timers(v) && weft__timers_next(v) <= now) {
+            weft__timers_fire_from(w, v);
+            any = true;
+        }
+    }
+    return any;
+}
+
 static void park(struct weft__worker *w)
 {
     struct weft__runtime *rt = w->rt;
@@ -605,16 +652,23 @@ static void park(struct weft__worker *w)
                               .tv_nsec = (long)(when % 1000000000u)};
         WEFT_CNT_ADD(w->n.parks, 1);
         while (atomic_load(&w->park_word) == 1) {
-            /* Tasks wait on descriptors: sleep in epoll, if no other
-             * worker does (see wake() for the handshake). */
-            if (weft__poller_wanted(&rt->poller) && weft__poller_acquire(&rt->poller)) {
+            /* One parked worker, the poller, sleeps in epoll for every
+             * descriptor and until the earliest deadline in any heap
+             * (wake() and weft__worker_timer_armed() interrupt it); the
+             * others sleep on their futexes. */
+            if (weft__poller_acquire(&rt->poller)) {
+                struct weft__poller *p = &rt->poller;
+                atomic_store(&p->until, WEFT__POLL_COMPUTING);
                 atomic_store(&w->polling, 1);
+                uint64_t until = next_deadline_anywhere(w);
+                atomic_store(&p->until, until);
                 bool timed_out = false;
                 unsigned woken = 0;
                 if (atomic_load(&w->park_word) == 1)
-                    woken = weft__poller_poll(w, when, &timed_out);
+                    woken = weft__poller_poll(w, until, &timed_out);
+                atomic_store(&p->until, 0);
                 atomic_store(&w->polling, 0);
-                weft__poller_release(&rt->poller);
+                weft__poller_release(p);
                 if (woken || timed_out)
                     break;
                 continue;
@@ -925,6 +979,21 @@ void weft__worker_gil_checkpoint(struct weft__worker *w)
     }
 }
 
+void weft__worker_gil_io(struct weft__worker *w)
+{
+    if (!w->gil_held || !weft__gil_contended(&w->rt->gil))
+        return;
+    struct weft__task *self = w->current;
+    weft__acct(self, WEFT_ACCT_TOKEN);
+    if (w->rt->trace_on)
+        weft__trace_run_end(w, weft_now());
+    weft__gil_drop(&w->rt->gil, w, weft__gil_drop_requested(&w->rt->gil));
+    gil_take_traced(w, self->id);
+    if (w->rt->trace_on)
+        weft__trace_run_begin(w, self->id, self->name, weft_now());
+    weft__acct(self, WEFT_ACCT_RUNNING);
+}
+
 int weft__worker_loop(struct weft__worker *w)
 {
     struct weft__runtime *rt = w->rt;
@@ -932,6 +1001,8 @@ int weft__worker_loop(struct weft__worker *w)
         struct weft__task *next = pick_next(w);
         if (!next)
             next = search(w);
+        if (!next && rt->nworkers > 1 && fire_others(w))
+            next = pick_next(w);
         if (next) {
             stop_searching(w);
             if (rt->gil_on)

@@ -147,6 +147,14 @@ int weft__worker_loop(struct weft__worker *w);
  * thread meanwhile. */
 void weft__worker_gil_checkpoint(struct weft__worker *w);
 
+/* GIL mode, at an I/O call: CPython releases the GIL around every
+ * blocking system call, whether or not it would block, so a thread that
+ * does I/O beside a CPU-bound one gives the token away at each call and
+ * waits a switch interval to get it back (the convoy). If another worker
+ * waits for the token, hands it over and takes it back the same way. Task
+ * context on worker w; blocks the thread meanwhile. */
+void weft__worker_gil_io(struct weft__worker *w);
+
 /* A fresh task id. Owner worker only. */
 uint64_t weft__worker_new_id(struct weft__worker *w);
 
@@ -154,6 +162,13 @@ uint64_t weft__worker_new_id(struct weft__worker *w);
  * before any spawned count, so a task finishing during the read is never
  * missed as alive. Any thread; exact once every worker is idle. */
 uint64_t weft__live_tasks(const struct weft__runtime *rt);
+
+/* A deadline was just armed in some worker's heap: if the parked poller
+ * sleeps past it, interrupts it; if no worker polls and one is parked,
+ * wakes it (it parks again as the poller). The seq_cst read of the
+ * poller's `until` after the heap's lock pairs with the poller's seq_cst
+ * store before it reads the heaps. Any worker's thread. */
+void weft__worker_timer_armed(struct weft__runtime *rt, uint64_t deadline);
 
 /* A task is about to wait on a descriptor: if no worker polls and one is
  * parked, wakes it to take the poller role. Task context. */

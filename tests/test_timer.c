@@ -198,6 +198,46 @@ START_TEST(heap_pop_due_respects_now)
 }
 END_TEST
 
+/* A deadline in the heap of a worker that stays busy with one task (no
+ * scheduling decision, only checkpoints) while another worker is idle:
+ * the idle one must fire it. Main sleeps; a spinner spawned just before
+ * runs on main's worker (unless the idle worker stole it first: then the
+ * case is not exercised, hence 10 rounds), and spins until main is back. */
+static _Atomic int main_back;
+
+static void *spin_until_main_back(void *arg)
+{
+    (void)arg;
+    uint64_t give_up = weft_now() + 10 * WEFT_SEC;
+    while (!atomic_load(&main_back) && weft_now() < give_up)
+        CHECK(weft_checkpoint() == 0);
+    return IPTR(atomic_load(&main_back));
+}
+
+static void *busy_heap_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 10; round++) {
+        atomic_store(&main_back, 0);
+        weft_task *t;
+        CHECK(weft_spawn(&t, spin_until_main_back, NULL) == 0);
+        CHECK(weft_sleep(5 * WEFT_MSEC) == 0);
+        atomic_store(&main_back, 1);
+        void *r;
+        CHECK(weft_join(t, &r) == 0);
+        CHECK(PINT(r) == 1); /* the spinner saw main back, before giving up */
+    }
+    return NULL;
+}
+
+START_TEST(deadline_in_a_busy_workers_heap_fires)
+{
+    setenv("WEFT_WORKERS", "2", 1); /* main() pins the suite to one worker */
+    run_on_workers(2, busy_heap_main);
+    setenv("WEFT_WORKERS", "1", 1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("timer");
@@ -208,6 +248,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sleep_zero_yields);
     tcase_add_test(tc, many_sleepers_all_wake);
     tcase_add_test(tc, now_is_monotonic);
+    tcase_add_test(tc, deadline_in_a_busy_workers_heap_fires);
     tcase_add_test(tc, heap_pops_in_order_after_random_deletes);
     tcase_add_test(tc, heap_pop_due_respects_now);
     suite_add_tcase(s, tc);
