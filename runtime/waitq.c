@@ -18,11 +18,15 @@
  * puts its waiter (on its own stack) into the object's queue under the
  * object's lock, and keeps the lock while it switches away. The commit
  * (run by the next context on the same worker, Go's gopark pattern) then
- * arms the deadline, writes the wake word (outcome WAITING), and releases
+ * writes the wake word (outcome WAITING), arms the deadline, and releases
  * the lock. So no party can ready the task before its context is saved:
  * wakers need the lock to find the waiter, the deadline is not armed yet,
  * and a canceller's CAS fails while the word still holds the previous
- * wait's outcome.
+ * wait's outcome. The deadline is armed after the word is written because
+ * an idle worker may fire it at once (it fires other workers' passed
+ * deadlines): its CAS must find the wait, or the deadline would be used
+ * up without ending it. A task readied meanwhile waits for the commit to
+ * finish (`committing`) before it removes its deadline.
  *
  * No lost cancellation. weft_cancel() sets t->cancel and then tries the
  * CAS; the commit writes the wake word and then reads t->cancel (both
@@ -146,15 +150,17 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     void *parg = a->parg;
     uint64_t deadline = a->deadline, seq = a->seq;
     uint64_t word = seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
-    if (deadline != WEFT__NEVER)
-        weft__timer_arm(w, self, deadline, seq);
-    /* The task may be readied from here on (by a deadline that has
-     * passed, a canceller, this commit's own check) and resume elsewhere
-     * before publish() has run: it waits for `committing` to drop first. */
+    /* The task may be readied from here on (by a canceller, this commit's
+     * own check, its deadline) and resume elsewhere before the rest of
+     * the commit has run: it waits for `committing` to drop first. */
     atomic_store_explicit(&self->committing, 1, memory_order_relaxed);
     atomic_store(&self->wake, word);
     if (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self))
         weft__wake(self, seq, WEFT_WAKE_CANCELED);
+    /* Armed only once the wake word says WAITING: an idle worker may fire
+     * the deadline at once (worker.c), and its CAS must find the wait. */
+    if (deadline != WEFT__NEVER)
+        weft__timer_arm(w, self, deadline, seq);
     WEFT_RACE_POINT(PUBLISH);
     if (publish)
         publish(w, self, seq, parg);
