@@ -370,11 +370,20 @@ static int io_task(struct weft__runtime **rt, struct weft__task **self)
 }
 
 /* GIL mode: the token is released around each I/O system call, as
- * CPython releases the GIL (weft__worker_gil_io). */
-static inline void gil_io(struct weft__runtime *rt)
+ * CPython releases the GIL (weft__worker_gil_io_begin). gil_io_end keeps
+ * the call's errno. */
+static inline bool gil_io_begin(struct weft__runtime *rt)
 {
-    if (__builtin_expect(rt->gil_on, 0))
-        weft__worker_gil_io(weft__worker_self());
+    return __builtin_expect(rt->gil_on, 0) && weft__worker_gil_io_begin(weft__worker_self());
+}
+
+static void gil_io_end(bool released)
+{
+    if (released) {
+        int e = errno;
+        weft__worker_gil_io_end(weft__worker_self());
+        errno = e;
+    }
 }
 
 int weft_fd_wait(int fd, unsigned events, uint64_t deadline)
@@ -426,8 +435,9 @@ static ssize_t io(enum op op, int fd, void *buf, size_t n, int flags, uint64_t d
         return err;
     unsigned dir = op == OP_READ || op == OP_RECV ? WEFT_READABLE : WEFT_WRITABLE;
     for (;;) {
-        gil_io(rt);
+        bool released = gil_io_begin(rt);
         ssize_t r = do_op(op, fd, buf, n, flags);
+        gil_io_end(released);
         if (r >= 0)
             return r;
         err = errno;
@@ -513,8 +523,9 @@ int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen, uint64_
     if ((err = prepare(&rt->poller, fd, &f)) < 0)
         return err;
     for (;;) {
-        gil_io(rt);
+        bool released = gil_io_begin(rt);
         int c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        gil_io_end(released);
         if (c >= 0) {
             fd_fresh(c);
             return c;
@@ -548,8 +559,10 @@ int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, u
     struct weft__pfd *f;
     if ((err = prepare(&rt->poller, fd, &f)) < 0)
         return err;
-    gil_io(rt);
-    if (connect(fd, addr, addrlen) == 0)
+    bool released = gil_io_begin(rt);
+    int c = connect(fd, addr, addrlen);
+    gil_io_end(released);
+    if (c == 0)
         return 0;
     err = errno;
     /* EINTR: the connection goes on in the background, as EINPROGRESS. */

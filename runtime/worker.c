@@ -979,15 +979,20 @@ void weft__worker_gil_checkpoint(struct weft__worker *w)
     }
 }
 
-void weft__worker_gil_io(struct weft__worker *w)
+bool weft__worker_gil_io_begin(struct weft__worker *w)
 {
     if (!w->gil_held || !weft__gil_contended(&w->rt->gil))
-        return;
-    struct weft__task *self = w->current;
-    weft__acct(self, WEFT_ACCT_TOKEN);
+        return false;
+    weft__acct(w->current, WEFT_ACCT_TOKEN);
     if (w->rt->trace_on)
         weft__trace_run_end(w, weft_now());
     weft__gil_drop(&w->rt->gil, w, weft__gil_drop_requested(&w->rt->gil));
+    return true;
+}
+
+void weft__worker_gil_io_end(struct weft__worker *w)
+{
+    struct weft__task *self = w->current;
     gil_take_traced(w, self->id);
     if (w->rt->trace_on)
         weft__trace_run_begin(w, self->id, self->name, weft_now());

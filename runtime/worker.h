@@ -147,13 +147,16 @@ int weft__worker_loop(struct weft__worker *w);
  * thread meanwhile. */
 void weft__worker_gil_checkpoint(struct weft__worker *w);
 
-/* GIL mode, at an I/O call: CPython releases the GIL around every
- * blocking system call, whether or not it would block, so a thread that
- * does I/O beside a CPU-bound one gives the token away at each call and
- * waits a switch interval to get it back (the convoy). If another worker
- * waits for the token, hands it over and takes it back the same way. Task
- * context on worker w; blocks the thread meanwhile. */
-void weft__worker_gil_io(struct weft__worker *w);
+/* GIL mode, around an I/O system call: CPython releases the GIL around
+ * every blocking call, whether or not it would block, so a thread that
+ * does I/O beside a CPU-bound one gives the GIL away at each call and
+ * waits a switch interval to get it back (the convoy). _begin releases
+ * the token if another worker waits for it and says whether it did; then
+ * the call is made; then _end takes the token back, waiting as any taker
+ * does. Task context on worker w (the task does not move in between);
+ * _end blocks the thread meanwhile. */
+bool weft__worker_gil_io_begin(struct weft__worker *w);
+void weft__worker_gil_io_end(struct weft__worker *w);
 
 /* A fresh task id. Owner worker only. */
 uint64_t weft__worker_new_id(struct weft__worker *w);
