@@ -26,6 +26,15 @@
  * readiness is a hint, and every caller retries its call and waits again
  * on EAGAIN.
  *
+ * One look at the level before sleeping. An edge is only news of a
+ * change: a caller that got EAGAIN while data was in fact there (the
+ * fault-injection tests make such calls on purpose) would wait for an
+ * edge that never comes. So a
+ * task about to sleep asks poll(2) for the descriptor's state, under the
+ * record's lock, and retries instead if it is ready: one system call per
+ * sleep, which also makes weft_fd_wait return at once for a descriptor
+ * that is already ready.
+ *
  * Waiting. A task queues one waiter per direction it waits for (both on
  * its stack) under the record's lock, and keeps the lock through its
  * switch (waitq.c's protocol), so the poller cannot find it before its
@@ -49,6 +58,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -323,6 +333,26 @@ static int fd_wait(struct weft__runtime *rt, struct weft__task *self, struct wef
         if ((events & (1u << d)) && f->ready[d]) {
             f->ready[d] = 0;
             got |= 1u << d;
+        }
+    }
+    /* The descriptor's state now, level-triggered: an edge can be lost
+     * to a caller whose EAGAIN was spurious (the fault-injection tests
+     * make them), and weft_fd_wait's own callers expect a ready
+     * descriptor to return at once. Under the lock: an edge after this
+     * look finds the waiter queued. */
+    if (!got) {
+        struct pollfd pf = {.fd = fd,
+                            .events = (short)((events & WEFT_READABLE ? POLLIN | POLLRDHUP : 0) |
+                                              (events & WEFT_WRITABLE ? POLLOUT : 0))};
+        if (poll(&pf, 1, 0) > 0) {
+            if (pf.revents & POLLNVAL) {
+                weft__lock_release(&f->lock);
+                return -EBADF;
+            }
+            if (pf.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
+                got |= WEFT_READABLE;
+            if (pf.revents & (POLLOUT | POLLHUP | POLLERR))
+                got |= WEFT_WRITABLE;
         }
     }
     if (got) {
