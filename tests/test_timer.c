@@ -98,10 +98,13 @@ END_TEST
 
 static int same_deadline_done;
 
-static void *sleep_1ms_count(void *arg)
+/* 100 ms, not less: a sleep whose deadline has passed by the time it
+ * would wait only yields (no timer fires), and on a loaded machine a task
+ * can be preempted between computing its deadline and that check. */
+static void *sleep_100ms_count(void *arg)
 {
     (void)arg;
-    ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+    ck_assert_int_eq(weft_sleep(100 * WEFT_MSEC), 0);
     same_deadline_done++;
     return NULL;
 }
@@ -112,7 +115,7 @@ static void *many_main(void *arg)
     enum { N = 5000 };
     static weft_task *t[N];
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(weft_spawn(&t[i], sleep_1ms_count, NULL), 0);
+        ck_assert_int_eq(weft_spawn(&t[i], sleep_100ms_count, NULL), 0);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(weft_join(t[i], NULL), 0);
     return NULL;
