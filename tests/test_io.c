@@ -23,6 +23,9 @@
  *    only yields until a reader has its data: only the busy workers'
  *    periodic polls can notice it (no idle worker to poll).
  *  - io_in_gil_mode: the ping-pong under WEFT_MODE=gil.
+ *  - io_wait_is_accounted: a reader that waits for a writer's 20 ms sleep
+ *    has at least 20 ms of I/O wait in its time split; WEFT_STATS prints
+ *    the I/O line.
  *  - errors: -EPERM outside a task, -EINVAL for bad events and fds, -EBADF
  *    for a closed descriptor, weft_close of a bad fd.
  *  - no_descriptor_left: the runtime's own descriptors (epoll, eventfd)
@@ -503,6 +506,51 @@ START_TEST(io_in_gil_mode)
 }
 END_TEST
 
+/* ---- time accounting -------------------------------------------------------------------- */
+
+static uint64_t reader_io_ns;
+
+static void *accounted_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    CHECK(weft_read_until(fd, &c, 1, SOON(5000)) == 1);
+    struct weft_times tt;
+    CHECK(weft_task_times(weft_self(), &tt) == 0);
+    reader_io_ns = tt.io_ns;
+    return NULL;
+}
+
+static void *accounting_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    CHECK(pipe(p) == 0);
+    weft_task *t;
+    CHECK(weft_spawn(&t, accounted_reader, IPTR(p[0])) == 0);
+    CHECK(weft_sleep(20 * WEFT_MSEC) == 0); /* the reader waits at least this long */
+    CHECK(weft_write(p[1], "!", 1) == 1);
+    CHECK(weft_join(t, NULL) == 0);
+    CHECK(weft_close(p[0]) == 0 && weft_close(p[1]) == 0);
+    return NULL;
+}
+
+START_TEST(io_wait_is_accounted)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers_of[_i];
+    cfg.stats = 1; /* accounting on (it prints; captured) */
+    start_capture();
+    int err = weft_run(&cfg, accounting_main, NULL, NULL);
+    const char *out = stop_capture();
+    ck_assert_int_eq(err, 0);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+    ck_assert_uint_ge(reader_io_ns, 20 * WEFT_MSEC);
+    ck_assert_ptr_nonnull(strstr(out, "weft: I/O: "));
+}
+END_TEST
+
 /* ---- errors ------------------------------------------------------------------------------- */
 
 static void *errors_main(void *arg)
@@ -575,6 +623,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, connect_refused, 0, n);
     tcase_add_loop_test(tc, io_noticed_while_every_worker_is_busy, 0, n);
     tcase_add_loop_test(tc, io_in_gil_mode, 0, n);
+    tcase_add_loop_test(tc, io_wait_is_accounted, 0, n);
     tcase_add_loop_test(tc, errors, 0, n);
     tcase_add_loop_test(tc, no_descriptor_left, 0, n);
     suite_add_tcase(s, tc);
