@@ -188,6 +188,8 @@ static double report(const char *what, int spin, struct result *r)
            r->n ? r->lat[(r->n * 99) / 100 < r->n ? (r->n * 99) / 100 : r->n - 1] / 1e3 : 0, w0,
            r->n - w0 - w2, w2, (unsigned long long)st.gil_handoffs,
            (unsigned long long)(spin ? spin_steps : 0));
+    if (spin)
+        printf("gil_convoy figure=%.1f unit=us_per_trip\n", per);
     return per;
 }
 
