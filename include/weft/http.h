@@ -86,7 +86,7 @@ struct weft_http_options {
     size_t max_header_bytes;     /* 0 = 16 KiB: the request target plus every header
                                     name and value, 4 bytes of separators counted per
                                     header (1024 - 65535); more gets 431 */
-    unsigned max_headers;        /* 0 = 100 header fields; more gets 431 */
+    unsigned max_headers;        /* 0 = 100 header fields (at most 65535); more gets 431 */
     size_t max_body_bytes;       /* 0 = 1 MiB (at most 1 GiB); a larger body gets 413 */
     uint64_t idle_timeout_ns;    /* 0 = 30 s: the longest wait for the next request, and
                                     for a response's write to finish */
@@ -136,8 +136,8 @@ WEFT_API int weft_http_serve_fd(int lfd, weft_http_handler handler, void *arg,
 WEFT_API int weft_http_serve(const char *addr, weft_http_handler handler, void *arg);
 
 /* The value of the request's first header field called name (compared
- * without case), or NULL if it has none. Does not suspend. Any thread
- * that may read req (the handler's task). */
+ * without case), or NULL if it has none (or req or name is NULL). Does
+ * not suspend. Any thread that may read req (the handler's task). */
 WEFT_API const char *weft_http_request_header(const struct weft_http_request *req,
                                               const char *name);
 
