@@ -9,10 +9,14 @@
 #                            with widened race windows (runtime/race.h);
 #                            the AddressSanitizer + UndefinedBehaviorSanitizer
 #                            build; the ThreadSanitizer build (the stress,
-#                            ring, scheduler and waiting-object tests)
+#                            ring, scheduler and waiting-object tests); a
+#                            one-minute libFuzzer run on the HTTP server's
+#                            request path (clang), seeded with
+#                            tests/http_corpus
 #
 # Packages come from apt-get (through sudo when not root). Builds go to
-# build/, build-ring4/, build-race/, build-asan/ and build-tsan/. WEFT_JOBS
+# build/, build-ring4/, build-race/, build-asan/, build-tsan/ and
+# build-fuzz/. WEFT_JOBS
 # sets the build parallelism.
 set -euo pipefail
 
@@ -27,6 +31,7 @@ PACKAGES=(
   valgrind                             # valgrind.h client requests
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the arm64 switch test
   hyperfine time                       # bench/: timing, peak RSS
+  clang libclang-rt-dev                # the HTTP fuzzer: clang's libFuzzer
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -60,6 +65,28 @@ build() { # build DIR [cmake args...]
   cmake --build "$dir" -j "$jobs" >/dev/null
 }
 
+# fuzz_http SECONDS: builds the HTTP request-path fuzzer with clang
+# (libFuzzer, ASan, UBSan) in build-fuzz/ and runs it, seeded with
+# tests/http_corpus; any crash fails (its input is left in build-fuzz/).
+fuzz_http() {
+  say "building build-fuzz (clang, libFuzzer + ASan + UBSan): tests/fuzz_http.c"
+  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DWEFT_FUZZ=ON -DWEFT_WERROR=ON -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF >/dev/null
+  cmake --build build-fuzz -j "$jobs" --target fuzz_http >/dev/null
+  say "fuzzing the HTTP request path for $1 s"
+  local found
+  found=$(mktemp -d)
+  if ! ./build-fuzz/tests/fuzz_http -max_total_time="$1" -print_final_stats=1 \
+      -artifact_prefix=build-fuzz/ "$found" tests/http_corpus >build-fuzz/fuzz_http.log 2>&1; then
+    tail -n 40 build-fuzz/fuzz_http.log
+    rm -rf "$found"
+    echo "setup: fuzz_http failed: the input is build-fuzz/crash-* (log: build-fuzz/fuzz_http.log)" >&2
+    exit 1
+  fi
+  rm -rf "$found"
+  grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz_http.log
+}
+
 case "${1:-}" in
   demo)
     install_missing
@@ -82,8 +109,9 @@ case "${1:-}" in
     ctest --test-dir build-race --output-on-failure -j "$jobs" -R 'race_windows'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
-    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync and generator tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io'
+    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O and HTTP tests"
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http'
+    fuzz_http 60
 
     ;;
   *)

@@ -1,12 +1,14 @@
 /*
  * The program install_and_use builds against an installed weft: spawns a
  * task, joins it, checks its result and that the header and the library
- * it was linked with are the same version. Black-box: the installed weft.h
- * only.
+ * it was linked with are the same version; opens and closes an HTTP
+ * listener, so that a static link needs http-parser too. Black-box: the
+ * installed headers only.
  */
 #include <stdio.h>
 #include <string.h>
 #include <weft.h>
+#include <weft/http.h>
 
 static void *child(void *arg)
 {
@@ -19,6 +21,10 @@ static void *main_task(void *arg)
     weft_task *t;
     void *r;
     if (weft_spawn(&t, child, (void *)21L) < 0 || weft_join(t, &r) < 0)
+        return (void *)1;
+    uint16_t port = 0;
+    int lfd = weft_http_listen("127.0.0.1:0", &port);
+    if (lfd < 0 || port == 0 || weft_close(lfd) < 0)
         return (void *)1;
     return (long)r == 42 ? NULL : (void *)1;
 }
