@@ -70,8 +70,9 @@ WEFT_API int weft_curl_perform(CURL *easy, CURLcode *code);
 WEFT_API int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code);
 
 /* curl_multi_setopt() on the runtime's multi handle, for the options that
- * size its connections: CURLMOPT_MAXCONNECTS (idle connections kept; by
- * default 4 per transfer added), CURLMOPT_MAX_HOST_CONNECTIONS and
+ * size its connections: CURLMOPT_MAXCONNECTS (connections kept in its
+ * cache; by default 4 for each transfer of the most that were in flight at
+ * once), CURLMOPT_MAX_HOST_CONNECTIONS and
  * CURLMOPT_MAX_TOTAL_CONNECTIONS (0, the default: no limit; transfers
  * beyond a limit wait for a connection), CURLMOPT_MAX_CONCURRENT_STREAMS
  * and CURLMOPT_PIPELINING. The setting lasts until the runtime ends. Does
