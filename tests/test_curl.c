@@ -262,20 +262,34 @@ static void counts_empty(void)
     CHECK(n.running == 0);
 }
 
-/* ---- many at once ------------------------------------------------------------ */
+#define MANY 200 /* the most tasks() runs */
 
-#define MANY 200
+/* Runs fn(i) for i in [0, n) as n tasks at once, joins them all, and
+ * checks that the multi handle is left without a transfer. */
+static void *tasks(weft_fn fn, int n)
+{
+    weft_task *t[MANY];
+    CHECK(n <= MANY);
+    for (int i = 0; i < n; i++)
+        CHECK(weft_spawn(&t[i], fn, IPTR(i)) == 0);
+    for (int i = 0; i < n; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    counts_empty();
+    return NULL;
+}
+
+/* Task i fetches id i + 1. */
+static void *fetch_nth(void *arg)
+{
+    return fetch_one(IPTR(PINT(arg) + 1));
+}
+
+/* ---- many at once ------------------------------------------------------------ */
 
 static void *many_main(void *arg)
 {
     (void)arg;
-    weft_task *t[MANY];
-    for (int i = 0; i < MANY; i++)
-        CHECK(weft_spawn(&t[i], fetch_one, IPTR(i + 1)) == 0);
-    for (int i = 0; i < MANY; i++)
-        CHECK(weft_join(t[i], NULL) == 0);
-    counts_empty();
-    return NULL;
+    return tasks(fetch_nth, MANY);
 }
 
 START_TEST(many_tasks_fetch_at_once)
@@ -301,13 +315,7 @@ static void *fetch_several(void *arg)
 static void *reuse_main(void *arg)
 {
     (void)arg;
-    weft_task *t[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++)
-        CHECK(weft_spawn(&t[i], fetch_several, IPTR(i)) == 0);
-    for (int i = 0; i < CLIENTS; i++)
-        CHECK(weft_join(t[i], NULL) == 0);
-    counts_empty();
-    return NULL;
+    return tasks(fetch_several, CLIENTS);
 }
 
 START_TEST(keep_alive_connections_are_reused)
@@ -329,13 +337,7 @@ static void *limit_main(void *arg)
 {
     (void)arg;
     CHECK(weft_curl_multi_setopt(CURLMOPT_MAX_TOTAL_CONNECTIONS, 2) == 0);
-    weft_task *t[LIMITED];
-    for (int i = 0; i < LIMITED; i++)
-        CHECK(weft_spawn(&t[i], fetch_one, IPTR(i + 1)) == 0);
-    for (int i = 0; i < LIMITED; i++)
-        CHECK(weft_join(t[i], NULL) == 0);
-    counts_empty();
-    return NULL;
+    return tasks(fetch_nth, LIMITED);
 }
 
 START_TEST(connection_limit_queues_transfers)
@@ -353,13 +355,7 @@ END_TEST
 static void *closed_main(void *arg)
 {
     (void)arg;
-    weft_task *t[CLOSERS];
-    for (int i = 0; i < CLOSERS; i++)
-        CHECK(weft_spawn(&t[i], fetch_several, IPTR(i)) == 0);
-    for (int i = 0; i < CLOSERS; i++)
-        CHECK(weft_join(t[i], NULL) == 0);
-    counts_empty();
-    return NULL;
+    return tasks(fetch_several, CLOSERS);
 }
 
 START_TEST(closed_connections_are_replaced)
