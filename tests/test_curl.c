@@ -16,6 +16,10 @@
  *    after its reply; 20 tasks make 10 requests each, so curl keeps
  *    closing sockets and opening new ones that reuse their numbers, with
  *    watchers coming and going; every reply is right.
+ *  - resolved_names_are_watched_through_a_duplicate: where the machine's
+ *    own name resolves to 127.0.0.1, 20 tasks fetch through it: curl's
+ *    threaded resolver makes a socketpair of its own for each lookup,
+ *    which is watched through a duplicate (and nothing is left open).
  *  - closed_port_is_refused: -ECONNREFUSED and CURLE_COULDNT_CONNECT, from
  *    weft_http_get and weft_curl_perform.
  *  - cancelled_transfer_leaves_nothing: a task whose request the server
@@ -38,6 +42,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -366,6 +371,62 @@ START_TEST(closed_connections_are_replaced)
 }
 END_TEST
 
+/* ---- a name for the resolver ------------------------------------------------------------- */
+
+/* The machine's own name, if it resolves to 127.0.0.1 only (as /etc/hosts
+ * often says), else empty: curl resolves it on its threaded resolver,
+ * whose socketpair it makes and closes itself. ("localhost" would not do:
+ * curl answers that one without resolving.) */
+static char loopback_name[256];
+
+static void find_loopback_name(void)
+{
+    loopback_name[0] = '\0';
+    char name[sizeof loopback_name];
+    if (gethostname(name, sizeof name) != 0)
+        return;
+    name[sizeof name - 1] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(name, NULL, &hints, &res) != 0)
+        return;
+    bool loopback = true;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        loopback = loopback && a->ai_family == AF_INET &&
+                   ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    freeaddrinfo(res);
+    if (loopback)
+        memcpy(loopback_name, name, sizeof name);
+}
+
+static void *fetch_by_name(void *arg)
+{
+    int id = (int)PINT(arg) + 1;
+    char url[512], want[32];
+    snprintf(url, sizeof url, "http://%s:%d/posts/%d", loopback_name, srv.port, id);
+    snprintf(want, sizeof want, "\"id\":%d,", id);
+    struct weft_http_reply r;
+    CHECK(weft_http_get_until(url, SOON(20000), &r) == 0);
+    CHECK(r.status == 200 && r.body && strstr(r.body, want));
+    weft_http_reply_destroy(&r);
+    return NULL;
+}
+
+static void *resolve_main(void *arg)
+{
+    (void)arg;
+    return tasks(fetch_by_name, 20);
+}
+
+START_TEST(resolved_names_are_watched_through_a_duplicate)
+{
+    find_loopback_name();
+    if (!loopback_name[0])
+        return; /* nothing here resolves to 127.0.0.1 through the resolver */
+    run_against_server(workers_of[_i], resolve_main, 1, false);
+    ck_assert_uint_eq(atomic_load(&srv.requests), 20);
+}
+END_TEST
+
 /* ---- refused ----------------------------------------------------------------------- */
 
 /* A port nobody listens on: bound, then closed. */
@@ -609,6 +670,7 @@ int main(void)
     tcase_add_loop_test(tc, keep_alive_connections_are_reused, 0, 2);
     tcase_add_loop_test(tc, connection_limit_queues_transfers, 0, 2);
     tcase_add_loop_test(tc, closed_connections_are_replaced, 0, 2);
+    tcase_add_loop_test(tc, resolved_names_are_watched_through_a_duplicate, 0, 2);
     tcase_add_loop_test(tc, closed_port_is_refused, 0, 2);
     tcase_add_loop_test(tc, cancelled_transfer_leaves_nothing, 0, 2);
     tcase_add_loop_test(tc, deadline_times_out, 0, 2);
