@@ -324,6 +324,10 @@ fail_pool:
 static void finish(struct weft__runtime *rt)
 {
     stop_threads(rt);
+    /* libcurl's idle connections are closed while the poller still knows
+     * their descriptors. */
+    if (rt->curl_term)
+        rt->curl_term(rt);
     weft__trace_close(rt);
     weft__stats_collect(rt, &last);
     times_collect(rt, &last_times);

@@ -19,6 +19,7 @@
 #include "weft.h"
 
 struct weft__worker;
+struct weft__curl;
 
 struct weft__runtime {
     struct weft_config cfg;        /* resolved; fixed while running */
@@ -36,6 +37,10 @@ struct weft__runtime {
     uint64_t trace_t0;
     struct weft__gil gil;
     struct weft__poller poller;    /* descriptors tasks wait on (poller.c) */
+    _Atomic(struct weft__curl *) curl; /* libcurl's multi handle (curl.c): made by the first
+                                      transfer (CAS), cleaned up at the end of the run */
+    void (*curl_term)(struct weft__runtime *rt); /* set with it: so that only programs
+                                      that use it link curl.c and libcurl statically */
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */

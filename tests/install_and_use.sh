@@ -53,7 +53,8 @@ say "cmake --install $WEFT_BUILD_DIR --prefix $prefix"
     { cat "$tmp/install.log" >&2; fail "cmake --install"; }
 
 say "the installed layout"
-for f in "$WEFT_INCLUDEDIR/weft.h" "$WEFT_LIBDIR/libweft.so.$WEFT_VERSION" \
+for f in "$WEFT_INCLUDEDIR/weft.h" "$WEFT_INCLUDEDIR/weft/curl.h" \
+    "$WEFT_LIBDIR/libweft.so.$WEFT_VERSION" \
     "$WEFT_LIBDIR/libweft.a" "$WEFT_LIBDIR/pkgconfig/weft.pc" \
     "$WEFT_LIBDIR/cmake/weft/weftConfig.cmake" \
     "$WEFT_LIBDIR/cmake/weft/weftConfigVersion.cmake" \

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# W8 http-fetch: the fetch demo's client against a delay server on
+# loopback, beside any peer clients, interleaved (A B A B ...), for the
+# three cases:
+#
+#   seed      N=100    C=100  D=50 ms   (ideal 0.050 s)
+#   scale     N=10000  C=256  D=50 ms   (ideal 2.00 s)
+#   nodelay   N=10000  C=64   D=0
+#
+#   bench/w8_fetch.sh [-r RUNS] [--fetch PATH] [--server CMD]
+#                     [--url50 BASE --url0 BASE] [--ports P50,P0]
+#                     [--peer NAME=CMD ...] [CASE ...]
+#
+# For each case and client it prints the median whole-process wall time,
+# the median client CPU per request (user + sys of the client process over
+# N) and the median peak RSS, over RUNS runs (default 5) after one warm-up
+# round; every run must report bad=0.
+#
+# The server: by default the fetch demo's own (`fetch --serve`), started
+# here on 127.0.0.1 (ports 18091 for D=50, 18092 for D=0) and stopped by
+# PID at the end. --server CMD starts another one instead: {addr} and
+# {delay} in CMD become 127.0.0.1:PORT and D, e.g.
+#   --server 'bin/delay_server -addr {addr} -delay {delay}'
+# --url50 and --url0 use servers that are already running.
+#
+# Clients: weft's is `fetch -n N -c C --url BASE --no-baseline`; a peer is
+# NAME=CMD where {n}, {c} and {url} become N, C and BASE, e.g.
+#   --peer 'curl-multi=bin/fetch_curl -n {n} -c {c} -url {url}'
+# A client prints bad=K (K wrong replies) somewhere in its output.
+#
+# Times come from bash's `time` around GNU time (package `time`), which
+# reports the peak RSS; both add about a millisecond of their own.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+runs=5
+fetch=$here/../build/demos/fetch
+server=""
+url50="" url0=""
+ports=18091,18092
+peers=()
+cases=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    -r) runs=$2; shift 2 ;;
+    --fetch) fetch=$2; shift 2 ;;
+    --server) server=$2; shift 2 ;;
+    --url50) url50=$2; shift 2 ;;
+    --url0) url0=$2; shift 2 ;;
+    --ports) ports=$2; shift 2 ;;
+    --peer) peers+=("$2"); shift 2 ;;
+    seed|scale|nodelay) cases+=("$1"); shift ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+done
+[ ${#cases[@]} -gt 0 ] || cases=(seed scale nodelay)
+[ "$runs" -ge 1 ] || { echo "w8_fetch: -r $runs: at least 1 run" >&2; exit 2; }
+[ -x "$fetch" ] || { echo "w8_fetch: $fetch: not built (cmake --build build)" >&2; exit 2; }
+gnutime=()
+[ -x /usr/bin/time ] && gnutime=(/usr/bin/time -f %M -o)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/w8.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start_server DELAY PORT: starts a server and prints its base URL once it
+# accepts connections (10 s at most).
+start_server() {
+  local delay=$1 port=$2 cmd
+  if [ -n "$server" ]; then
+    cmd=${server//\{addr\}/127.0.0.1:$port}
+    cmd=${cmd//\{delay\}/$delay}
+  else
+    cmd="$fetch --serve 127.0.0.1:$port -d $delay --lifetime 3600"
+  fi
+  echo "w8_fetch: server: $cmd" >&2
+  bash -c "exec $cmd" >"$tmp/server-$port.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1000); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "http://127.0.0.1:$port"
+      return
+    fi
+    sleep 0.01
+  done
+  cat "$tmp/server-$port.log" >&2
+  echo "w8_fetch: the server on port $port did not start" >&2
+  exit 1
+}
+
+need50=0 need0=0
+for c in "${cases[@]}"; do
+  case $c in seed|scale) need50=1 ;; nodelay) need0=1 ;; esac
+done
+[ $need50 = 1 ] && [ -z "$url50" ] && url50=$(start_server 50 "${ports%,*}")
+[ $need0 = 1 ] && [ -z "$url0" ] && url0=$(start_server 0 "${ports#*,}")
+
+# run_one CMD: runs CMD once; prints "wall_s cpu_s rss_kib bad".
+run_one() {
+  local cmd=$1 t rss bad
+  TIMEFORMAT='%3R %3U %3S'
+  if ! t=$({ time "${gnutime[@]}" ${gnutime:+"$tmp/rss"} bash -c "exec $cmd" \
+    >"$tmp/out" 2>&1; } 2>&1); then
+    cat "$tmp/out" >&2
+    echo "w8_fetch: failed: $cmd" >&2
+    exit 1
+  fi
+  rss=-
+  [ ${#gnutime[@]} -gt 0 ] && rss=$(tail -n 1 "$tmp/rss")
+  bad=$(grep -o 'bad=[0-9]*' "$tmp/out" | tail -n 1 | cut -d= -f2)
+  if [ "${bad:-x}" != 0 ]; then
+    cat "$tmp/out" >&2
+    echo "w8_fetch: $cmd: bad=${bad:-?} (every reply must be right)" >&2
+    exit 1
+  fi
+  echo "$t $rss" | awk '{ printf "%s %.3f %s 0\n", $1, $2 + $3, $4 }'
+}
+
+median() {
+  sort -g | awk '{ v[NR] = $1 }
+    END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+for c in "${cases[@]}"; do
+  case $c in
+    seed) n=100 c_=100 d=50 url=$url50 ;;
+    scale) n=10000 c_=256 d=50 url=$url50 ;;
+    nodelay) n=10000 c_=64 d=0 url=$url0 ;;
+  esac
+  names=(weft) cmds=("$fetch -n $n -c $c_ --url $url --no-baseline")
+  for p in "${peers[@]}"; do
+    names+=("${p%%=*}")
+    cmd=${p#*=}
+    cmd=${cmd//\{n\}/$n}
+    cmd=${cmd//\{c\}/$c_}
+    cmds+=("${cmd//\{url\}/$url}")
+  done
+  echo "## $c: N=$n C=$c_ D=$d ms, $runs runs after 1 warm-up, interleaved"
+  for i in "${!names[@]}"; do echo "#   ${names[$i]}: ${cmds[$i]}"; done
+  for r in $(seq 0 "$runs"); do
+    line="#   run $r/$runs:"
+    [ "$r" = 0 ] && line="#   warm-up:"
+    for i in "${!names[@]}"; do
+      res=$(run_one "${cmds[$i]}")
+      [ "$r" -gt 0 ] && echo "$res" >>"$tmp/$c-$i"
+      line="$line ${names[$i]} $(echo "$res" | cut -d' ' -f1) s"
+    done
+    echo "$line"
+  done
+  printf '%-14s %10s %14s %14s\n' client "wall s" "CPU us/req" "peak RSS MiB"
+  for i in "${!names[@]}"; do
+    wall=$(cut -d' ' -f1 "$tmp/$c-$i" | median)
+    cpu=$(cut -d' ' -f2 "$tmp/$c-$i" | median)
+    rss=$(cut -d' ' -f3 "$tmp/$c-$i" | { [ ${#gnutime[@]} -gt 0 ] && median || echo -; })
+    awk -v name="${names[$i]}" -v w="$wall" -v cpu="$cpu" -v n="$n" -v rss="$rss" 'BEGIN {
+      printf "%-14s %10.4f %14.1f %14s\n", name, w, cpu * 1e6 / n,
+             rss == "-" ? "-" : sprintf("%.1f", rss / 1024) }'
+  done
+  echo
+done

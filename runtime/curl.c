@@ -1,0 +1,1094 @@
+/*
+ * libcurl: weft_curl_perform and weft_http_get, driven by the runtime's
+ * own poller.
+ *
+ * One multi handle per runtime, made by the first transfer and cleaned up
+ * by the runtime's end (weft__curl_term, which closes the connections left
+ * in its cache). Every transfer of every task goes through it, so its
+ * connection cache is shared: a keep-alive connection that one task's
+ * transfer leaves idle is the next task's. libcurl is told about readiness
+ * and time only through curl_multi_socket_action: its socket callback says
+ * which descriptors to watch for what, its timer callback when to call
+ * back with CURL_SOCKET_TIMEOUT. Nothing polls on the side.
+ *
+ * The lock. A multi handle must never be used by two threads at once, and
+ * a task may move between workers at any suspension, so every curl_multi_*
+ * call is made under `mu`, a pthread mutex, and nothing suspends while it
+ * is held: libcurl never waits (its sockets are non-blocking, its resolver
+ * is threaded), and the easy handles' callbacks must not suspend (weft/
+ * curl.h says so). So a holder is never switched out, and the mutex is
+ * held for one socket_action's worth of work (microseconds). The callbacks
+ * below (socket, timer, open, close) run inside those calls, under `mu`;
+ * every field of struct weft__curl and struct sock is read and written
+ * under it, except `holder` and what the done and spare locks guard.
+ * `holder` lets the open and close callbacks tell a call of ours from a
+ * transfer run elsewhere with an easy handle that still has them set.
+ *
+ * Whoever releases `mu` first finishes the work curl asked for meanwhile
+ * (unlock): it runs the timeouts that are due (curl asks for a timeout of
+ * 0 each time a transfer is added, so a new transfer starts in its
+ * caller's own task, without a switch), reads curl's messages and wakes the
+ * tasks whose transfers ended, and spawns the tasks below when they are
+ * missing.
+ *
+ * Watchers. Each socket curl wants watched has one task, its watcher, that
+ * loops: weft_fd_wait for what curl wants, then curl_multi_socket_action
+ * with what was ready. Readiness is edge-triggered in the poller, and
+ * libcurl reads and writes until it would block, so every edge is handed
+ * to curl once. A watcher waits only for the directions curl asked for,
+ * which leaves the poller's ready flag of the other direction for later;
+ * when curl widens what it wants while the watcher waits on something else,
+ * the change is delivered by cancelling the watcher (weft_cancel: a
+ * request that finds it running stays pending, so no change is lost
+ * between its look at `want` and its wait), and it waits again. When curl
+ * stops wanting a socket whose connection goes back to the cache, the
+ * watcher stays, idle, waiting to read, and is simply reused when a later
+ * transfer takes the connection: no task per request. Watchers (and the
+ * timer task) end when no transfer is left, so that a run whose tasks are
+ * all done ends while connections idle in the cache; a socket curl still
+ * wants then is watched again at the next transfer.
+ *
+ * Socket lifetime. A watcher waits on a descriptor number, and a number
+ * that is closed may be handed to the next socket at once. So only the
+ * watcher ever closes the number it waits on, or, when it has none, whoever
+ * retires the socket:
+ *   - Sockets curl opens come from on_open (weft_socket) and are closed
+ *     through on_close, which closes the number at once when no other task
+ *     watches it (no watcher, or the watcher itself is inside curl), and
+ *     otherwise marks the socket dead, cancels the watcher and leaves the
+ *     close to it: a watcher just past its look at the socket, about to
+ *     wait, would otherwise wait on a new socket that got the number, and
+ *     could take that socket's edge (its ready flag) before its own
+ *     watcher. weft_close, not close(2), so that the poller forgets the
+ *     number (weft.h).
+ *   - Sockets curl makes on its own (the threaded resolver's socketpair)
+ *     it closes with close(2) after telling us CURL_POLL_REMOVE. The
+ *     watcher of such a socket waits on a duplicate (F_DUPFD_CLOEXEC) of
+ *     its own, which it closes with weft_close when curl is done: the
+ *     number curl closes was never known to the poller. With no
+ *     descriptor left for the duplicate, the transfer fails (-EMFILE).
+ * The callbacks know a call of ours by `holder`, which is why it is read
+ * through thread_id(): the thread a task runs on is never cached across a
+ * suspension (docs/design.md, "What user code must not do").
+ *
+ * Completion. A caller waits for its transfer with the wait primitive of
+ * waitq.c: its record (struct xfer, on its stack) is found by easy handle
+ * in a hash; the task that reads curl's DONE message for it takes the
+ * handle out of the multi handle, then settles the record and wakes the
+ * caller under `done_lock`, which the caller holds through its switch; so
+ * a woken caller returns without taking `mu` again, and the record is not
+ * touched after the wake. A caller cancelled (or past its deadline) takes
+ * the handle out itself, under `mu`, unless a completer did meanwhile:
+ * curl then closes the connection, its watcher ends, and the multi handle
+ * holds nothing of the transfer.
+ *
+ * Threads: weft_curl_perform and weft_http_get are task context; the
+ * callbacks run in whichever task (or, at teardown, thread) holds `mu`;
+ * weft__curl_term runs once the workers have stopped.
+ *
+ * Rejected: a weft_mutex for `mu`, which suspends a waiting task instead
+ * of its worker: a contended lock is then handed from task to task, and
+ * each hand-off readies a task that an idle worker is woken for; on W8's
+ * no-delay case with 2 workers that cost 78 us of CPU a request against
+ * 55 with the pthread mutex. A thread running curl_multi_poll beside the
+ * workers (what the C peer does), since every event would cross threads
+ * twice. One driver task for all sockets, since a task can wait on one
+ * descriptor only, so per-socket tasks would still be needed to wait and
+ * would hand every event over through a channel. A task per transfer
+ * waiting on its own socket, since sockets change hands between transfers
+ * and the changes arrive in other tasks' calls.
+ */
+#include "curl.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "lock.h"
+#include "runtime.h"
+#include "waitq.h"
+#include "weft/curl.h"
+#include "worker.h"
+
+#define TASK_STACK (256u * 1024) /* curl's code, TLS handshakes included, runs on it */
+#define DRAIN_ROUNDS 64          /* due timeouts one unlock runs before the timer task takes over */
+#define SPARE_MAX 64             /* idle easy handles kept for weft_http_get */
+
+/* A socket curl asked the runtime to watch, or opened through on_open.
+ * Every field under c->mu. */
+struct sock {
+    int fd;              /* curl's number for it */
+    int wfd;             /* what the watcher waits on: fd, or a duplicate (not owned); -1: closed */
+    unsigned want;       /* WEFT_READABLE | WEFT_WRITABLE that curl wants; 0: none */
+    unsigned waiting;    /* what the watcher waits for, from its look at `want` to its relock; 0 */
+    bool owned;          /* opened by on_open: curl closes it through on_close */
+    bool dead;           /* curl is done with it: out of the table; the watcher closes and frees */
+    bool broken;         /* the poller refused it: unwatched until curl asks again */
+    bool queued;         /* on c->unwatched */
+    weft_task *watcher;  /* its watcher, or NULL */
+    struct sock *next;   /* c->unwatched link */
+};
+
+/* One weft_curl_perform, on the caller's stack. Every field but `easy`
+ * under c->done_lock; the record is in c->xfers (under c->mu) from the
+ * handle's add to its removal. */
+struct xfer {
+    CURL *easy;
+    struct weft__task *task; /* waiting for the end, or NULL */
+    uint64_t seq;            /* its wait */
+    bool done;
+    bool removed;            /* the handle was taken out with it: the caller need not */
+    CURLcode code;           /* the transfer's result, once done */
+    int err;                 /* weft's own reason it failed (-EMFILE), or 0 */
+};
+
+struct weft__curl {
+    pthread_mutex_t mu;
+    _Atomic uintptr_t holder;  /* the thread holding mu, or 0: written by it, relaxed; a
+                                  thread compares it with its own id only */
+    CURLM *multi;
+    struct sock **socks;       /* by fd; nsocks in use */
+    size_t socks_cap, nsocks;
+    struct xfer **xfers;       /* open addressing by easy pointer, linear probing */
+    size_t xcap, nxfers;       /* nxfers: transfers in the multi handle */
+    struct sock *unwatched;    /* sockets curl wants and no watcher waits on */
+    uint64_t timer_at;         /* when curl wants CURL_SOCKET_TIMEOUT (weft_now); WEFT_NEVER */
+    uint64_t timer_sleep;      /* the timer task sleeps until then; 0: it is not asleep */
+    weft_task *timer;          /* the timer task, or NULL */
+    size_t ntasks;             /* watchers and timer task alive */
+    size_t peak;               /* the most transfers in the multi handle at once */
+    bool maxconnects_set;      /* weft_curl_multi_setopt set CURLMOPT_MAXCONNECTS */
+    int running;               /* transfers running, as curl said last */
+    struct weft__lock done_lock; /* the xfer records' wait fields */
+    struct weft__lock spare_lock; /* spare, nspare */
+    size_t nspare;
+    CURL *spare[SPARE_MAX];    /* idle easy handles of weft_http_get */
+};
+
+/* ---- the lock -------------------------------------------------------------- */
+
+/* The calling thread. Out of line and with a volatile asm, so that the
+ * compiler cannot reuse a value from before a suspension, after which the
+ * task may be on another thread: glibc declares pthread_self() const, and
+ * a function that calls lock() twice around a wait would otherwise record
+ * the first thread as the holder. Any thread. */
+static __attribute__((noinline)) uintptr_t thread_id(void)
+{
+    __asm__ volatile("");
+    return (uintptr_t)pthread_self();
+}
+
+static void lock(struct weft__curl *c)
+{
+    pthread_mutex_lock(&c->mu);
+    atomic_store_explicit(&c->holder, thread_id(), memory_order_relaxed);
+}
+
+/* Whether the calling thread holds c->mu, that is, runs inside a curl
+ * call of ours. Any thread. */
+static bool held(struct weft__curl *c)
+{
+    return atomic_load_explicit(&c->holder, memory_order_relaxed) == thread_id();
+}
+
+/* The running runtime's multi handle state if the calling thread is inside
+ * one of its curl calls (a callback of ours), else NULL. Any thread. */
+static struct weft__curl *inside(void)
+{
+    struct weft__runtime *rt = weft__rt;
+    struct weft__curl *c = rt ? atomic_load_explicit(&rt->curl, memory_order_acquire) : NULL;
+    return c && held(c) ? c : NULL;
+}
+
+static void act(struct weft__curl *c, curl_socket_t fd, int bits)
+{
+    int running = c->running;
+    curl_multi_socket_action(c->multi, fd, bits, &running);
+    c->running = running;
+}
+
+/* ---- transfers by easy handle ------------------------------------------- */
+
+static size_t home(const struct weft__curl *c, const CURL *easy)
+{
+    uint64_t h = (uint64_t)(uintptr_t)easy * 0x9E3779B97F4A7C15u;
+    return (size_t)(h >> 32) & (c->xcap - 1);
+}
+
+static size_t xfer_slot(const struct weft__curl *c, const CURL *easy)
+{
+    size_t i = home(c, easy);
+    while (c->xfers[i] && c->xfers[i]->easy != easy)
+        i = (i + 1) & (c->xcap - 1);
+    return i;
+}
+
+static struct xfer *xfer_find(const struct weft__curl *c, const CURL *easy)
+{
+    return c->xcap ? c->xfers[xfer_slot(c, easy)] : NULL;
+}
+
+static int xfer_grow(struct weft__curl *c)
+{
+    size_t cap = c->xcap ? c->xcap * 2 : 64;
+    struct xfer **old = c->xfers, **fresh = weft__zalloc(cap * sizeof *fresh);
+    if (!fresh)
+        return -ENOMEM;
+    size_t old_cap = c->xcap;
+    c->xfers = fresh;
+    c->xcap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i])
+            c->xfers[xfer_slot(c, old[i]->easy)] = old[i];
+    if (old)
+        weft__free(old, old_cap * sizeof *old);
+    return 0;
+}
+
+/* Adds x: -EBUSY if its easy handle is in a transfer already. */
+static int xfer_add(struct weft__curl *c, struct xfer *x)
+{
+    if ((c->nxfers + 1) * 2 > c->xcap && xfer_grow(c) < 0)
+        return -ENOMEM;
+    size_t i = xfer_slot(c, x->easy);
+    if (c->xfers[i])
+        return -EBUSY;
+    c->xfers[i] = x;
+    c->nxfers++;
+    return 0;
+}
+
+/* Removes x, shifting back the records that probed past its slot. */
+static void xfer_del(struct weft__curl *c, struct xfer *x)
+{
+    size_t mask = c->xcap - 1, i = xfer_slot(c, x->easy);
+    c->xfers[i] = NULL;
+    c->nxfers--;
+    for (size_t j = (i + 1) & mask; c->xfers[j]; j = (j + 1) & mask) {
+        size_t k = home(c, c->xfers[j]->easy);
+        /* The record at j may move to i if its home is not in (i, j]. */
+        if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+            c->xfers[i] = c->xfers[j];
+            c->xfers[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* x's transfer ended with `code` (and weft's `err`, or 0), its handle
+ * taken out already if `removed`: wakes its caller. The first end counts.
+ * A woken caller may return at once, so x is not touched after the wake
+ * (waitq.c). */
+static void xfer_settle(struct weft__curl *c, struct xfer *x, CURLcode code, int err,
+                        bool removed)
+{
+    weft__lock_acquire(&c->done_lock);
+    if (!x->done) {
+        struct weft__task *t = x->task;
+        x->task = NULL;
+        x->code = code;
+        x->err = err;
+        x->removed = removed;
+        x->done = true;
+        if (t)
+            weft__wake(t, x->seq, WEFT_WAKE_WOKEN);
+    }
+    weft__lock_release(&c->done_lock);
+}
+
+/* ---- sockets ---------------------------------------------------------------- */
+
+static struct sock *sock_at(const struct weft__curl *c, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < c->socks_cap ? c->socks[fd] : NULL;
+}
+
+static struct sock *sock_new(struct weft__curl *c, int fd, int wfd, bool owned)
+{
+    if ((size_t)fd >= c->socks_cap) {
+        size_t cap = c->socks_cap ? c->socks_cap : 256;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        struct sock **t = weft__realloc(c->socks, c->socks_cap * sizeof *t, cap * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + c->socks_cap, 0, (cap - c->socks_cap) * sizeof *t);
+        c->socks = t;
+        c->socks_cap = cap;
+    }
+    struct sock *s = weft__zalloc(sizeof *s);
+    if (!s)
+        return NULL;
+    *s = (struct sock){.fd = fd, .wfd = wfd, .owned = owned};
+    c->socks[fd] = s;
+    c->nsocks++;
+    return s;
+}
+
+static void sock_close(struct sock *s)
+{
+    if (s->wfd >= 0)
+        (void)weft_close(s->wfd);
+    s->wfd = -1;
+}
+
+static void unwatched_push(struct weft__curl *c, struct sock *s)
+{
+    if (s->queued || s->broken)
+        return;
+    s->queued = true;
+    s->next = c->unwatched;
+    c->unwatched = s;
+}
+
+/* curl is done with s: it leaves the table, and its descriptor is closed
+ * now, or by its watcher if that may be about to wait on it: when it is
+ * another task, or the caller itself between its look at s and its wait
+ * (in its unlock). See the essay. */
+static void sock_retire(struct weft__curl *c, struct sock *s)
+{
+    c->socks[s->fd] = NULL;
+    c->nsocks--;
+    s->dead = true;
+    s->want = 0;
+    if (s->watcher && (s->waiting || s->watcher != weft_self())) {
+        (void)weft_cancel(s->watcher);
+        return;
+    }
+    sock_close(s);
+    /* Queued: freed when popped. Watched by the caller: freed as it ends. */
+    if (!s->watcher && !s->queued)
+        weft__free(s, sizeof *s);
+}
+
+/* A socket curl made without on_open: watched through a duplicate.
+ * Returns 0, or -EMFILE, -ENOMEM. */
+static int sock_foreign(struct weft__curl *c, curl_socket_t fd)
+{
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0)
+        return -errno;
+    if (!sock_new(c, fd, dup, false)) {
+        (void)weft_close(dup);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)clientp, (void)purpose;
+    int fd = weft_socket(a->family, a->socktype, a->protocol);
+    if (fd < 0) {
+        errno = -fd;
+        return CURL_SOCKET_BAD;
+    }
+    struct weft__curl *c = inside();
+    if (!c)
+        return fd;
+    /* The number was free, so a record of it is stale. An owned socket
+     * is closed only through on_close, which drops its record; a socket
+     * curl made itself, though, may have been closed before its
+     * CURL_POLL_REMOVE: its watcher waits on a duplicate, which
+     * sock_retire closes. */
+    struct sock *stale = sock_at(c, fd);
+    if (stale && stale->owned)
+        weft__panic("curl: socket %d opened while its number is still in use", fd);
+    if (stale)
+        sock_retire(c, stale);
+    if (!sock_new(c, fd, fd, true)) {
+        (void)weft_close(fd);
+        errno = ENOMEM;
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+static int on_close(void *clientp, curl_socket_t fd)
+{
+    (void)clientp;
+    struct weft__curl *c = inside();
+    struct sock *s = c ? sock_at(c, fd) : NULL;
+    if (!s)
+        return weft_close(fd) == 0 ? 0 : 1;
+    sock_retire(c, s);
+    return 0;
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)socketp;
+    struct weft__curl *c = userp;
+    struct sock *s = sock_at(c, fd);
+    if (what == CURL_POLL_REMOVE) {
+        /* An owned socket's connection may go back to the cache: its
+         * watcher idles until a transfer takes it again, or it closes. */
+        if (s && s->owned)
+            s->want = 0;
+        else if (s)
+            sock_retire(c, s);
+        return 0;
+    }
+    if (!s) {
+        /* No descriptor or memory to watch it: the transfer fails (-1
+         * would make the whole multi handle unusable). */
+        int err = sock_foreign(c, fd);
+        struct xfer *x = err < 0 ? xfer_find(c, easy) : NULL;
+        if (x)
+            xfer_settle(c, x, CURLE_OUT_OF_MEMORY, err, false);
+        if (err < 0)
+            return 0;
+        s = sock_at(c, fd);
+    }
+    s->want = (what & CURL_POLL_IN ? WEFT_READABLE : 0) |
+              (what & CURL_POLL_OUT ? WEFT_WRITABLE : 0);
+    /* A watcher past its look at `want` (s->waiting set: it may be the
+     * caller, in its unlock) waits again if it would miss a direction. */
+    if (!s->watcher) {
+        s->broken = false;
+        unwatched_push(c, s);
+    } else if (s->waiting && (s->want & ~s->waiting)) {
+        (void)weft_cancel(s->watcher);
+    }
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long ms, void *userp)
+{
+    (void)multi;
+    struct weft__curl *c = userp;
+    c->timer_at = ms < 0 ? WEFT_NEVER : weft_now() + (uint64_t)ms * WEFT_MSEC;
+    /* 0 ("now") is run by whoever unlocks; a later time earlier than what
+     * the timer task sleeps (or is about to sleep: it may be the caller,
+     * in its unlock) until ends the sleep. */
+    if (ms > 0 && c->timer && c->timer_sleep > c->timer_at)
+        (void)weft_cancel(c->timer);
+    return 0;
+}
+
+/* ---- the tasks ---------------------------------------------------------- */
+
+static void *watcher_main(void *arg);
+static void *timer_main(void *arg);
+
+static int spawn(weft_task **out, weft_fn fn, void *arg, const char *name)
+{
+    struct weft_task_opts o = {.name = name, .stack_size = TASK_STACK};
+    return weft_spawn_opts(out, fn, arg, &o);
+}
+
+/* Starts the tasks that are missing: a watcher for each socket curl wants
+ * and nobody watches, the timer task if curl has a timeout. A socket whose
+ * task cannot be had (no memory) stays queued and is tried again at the
+ * next unlock. Task context, under mu. */
+static void supervise(struct weft__curl *c)
+{
+    if (!c->nxfers || !weft__current_task())
+        return;
+    while (c->unwatched) {
+        struct sock *s = c->unwatched;
+        if (s->dead || s->watcher || !s->want || s->broken) {
+            c->unwatched = s->next;
+            s->queued = false;
+            if (s->dead && !s->watcher)
+                weft__free(s, sizeof *s);
+            continue;
+        }
+        if (spawn(&s->watcher, watcher_main, s, "curl socket") < 0) {
+            s->watcher = NULL;
+            break;
+        }
+        c->ntasks++;
+        c->unwatched = s->next;
+        s->queued = false;
+    }
+    if (!c->timer && c->timer_at != WEFT_NEVER) {
+        if (spawn(&c->timer, timer_main, c, "curl timer") == 0)
+            c->ntasks++;
+        else
+            c->timer = NULL;
+    }
+}
+
+/* Ends every idle watcher and the timer task: no transfer is left. (One
+ * of them may be the caller, finishing the last transfer in its unlock:
+ * its next wait returns -ECANCELED, and it ends.) */
+static void dismiss(struct weft__curl *c)
+{
+    for (size_t fd = 0; fd < c->socks_cap; fd++) {
+        struct sock *s = c->socks[fd];
+        if (s && s->watcher)
+            (void)weft_cancel(s->watcher);
+    }
+    if (c->timer)
+        (void)weft_cancel(c->timer);
+}
+
+/* Takes x's handle out of the multi handle; the last transfer out
+ * dismisses the tasks. Under mu. */
+static void xfer_stop(struct weft__curl *c, struct xfer *x)
+{
+    curl_multi_remove_handle(c->multi, x->easy);
+    xfer_del(c, x);
+    if (!c->nxfers)
+        dismiss(c);
+}
+
+/* Runs the timeouts that are due, *budget at most; returns how many. */
+static unsigned run_due(struct weft__curl *c, unsigned *budget)
+{
+    unsigned n = 0;
+    while (c->timer_at != WEFT_NEVER && c->timer_at <= weft_now()) {
+        if (*budget == 0) {
+            /* Still due: the timer task takes over (supervise starts it),
+             * between yields. */
+            if (c->timer && c->timer_sleep && c->timer != weft_self())
+                (void)weft_cancel(c->timer);
+            break;
+        }
+        --*budget;
+        n++;
+        c->timer_at = WEFT_NEVER;
+        act(c, CURL_SOCKET_TIMEOUT, 0);
+    }
+    return n;
+}
+
+/* Takes the transfers curl says are done out of the multi handle and wakes
+ * their callers, who so need not take the lock again; returns how many. */
+static unsigned collect(struct weft__curl *c)
+{
+    unsigned n = 0;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        struct xfer *x = m->msg == CURLMSG_DONE ? xfer_find(c, m->easy_handle) : NULL;
+        if (!x)
+            continue;
+        CURLcode code = m->data.result; /* m does not outlive the removal */
+        xfer_stop(c, x);
+        xfer_settle(c, x, code, 0, true);
+        n++;
+    }
+    return n;
+}
+
+/* Runs the timeouts that are due, hands finished transfers over (taking
+ * one out may start a transfer that waited for its connection: a timeout
+ * of 0, so round again), starts missing tasks, and releases mu. */
+static void unlock(struct weft__curl *c)
+{
+    unsigned budget = DRAIN_ROUNDS;
+    while (run_due(c, &budget) + collect(c) > 0) {
+    }
+    supervise(c);
+    atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits on s's descriptor and hands what is ready to curl, until curl is
+ * done with s or no transfer is left. */
+static void *watcher_main(void *arg)
+{
+    struct sock *s = arg;
+    struct weft__curl *c = atomic_load_explicit(&weft__rt->curl, memory_order_acquire);
+    lock(c);
+    while (!s->dead && !s->broken && c->nxfers) {
+        /* Idle (its connection in the cache): wait to read, which is what
+         * curl wants first when a transfer takes the connection again. */
+        unsigned ev = s->want ? s->want : WEFT_READABLE;
+        int wfd = s->wfd;
+        s->waiting = ev;
+        unlock(c);
+        int r = weft_fd_wait(wfd, ev, WEFT_NEVER);
+        lock(c);
+        s->waiting = 0;
+        if (s->dead)
+            continue;
+        if (r > 0 && s->want) {
+            act(c, s->fd, (r & WEFT_READABLE ? CURL_CSELECT_IN : 0) |
+                              (r & WEFT_WRITABLE ? CURL_CSELECT_OUT : 0));
+        } else if (r < 0 && r != -ECANCELED) {
+            /* The poller cannot wait on it (-ENOMEM, epoll refused it):
+             * curl fails the transfer, if there is one, and closes the
+             * connection; the watcher stops, so as not to spin on the
+             * error, and curl's next wish for the socket tries again. */
+            if (s->want)
+                act(c, s->fd, CURL_CSELECT_ERR);
+            s->broken = !s->dead;
+        }
+    }
+    s->watcher = NULL;
+    c->ntasks--;
+    if (s->dead) {
+        sock_close(s);
+        if (!s->queued)
+            weft__free(s, sizeof *s);
+    } else if (s->want) {
+        unwatched_push(c, s);
+    }
+    unlock(c);
+    weft_detach(weft_self());
+    return NULL;
+}
+
+/* Calls curl back when its timeout comes, until no transfer is left. */
+static void *timer_main(void *arg)
+{
+    struct weft__curl *c = arg;
+    lock(c);
+    while (c->nxfers) {
+        uint64_t at = c->timer_at;
+        c->timer_sleep = at;
+        /* Runs what is due, if anything. */
+        unlock(c);
+        /* WEFT_NEVER: until a timeout is set (on_timer cancels the sleep).
+         * A time that has come was run above: let the others run. */
+        if (at > weft_now())
+            (void)weft_sleep_until(at);
+        else
+            (void)weft_yield();
+        lock(c);
+        c->timer_sleep = 0;
+    }
+    c->timer = NULL;
+    c->ntasks--;
+    unlock(c);
+    weft_detach(weft_self());
+    return NULL;
+}
+
+/* ---- the multi handle ----------------------------------------------------- */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_err;
+
+/* libcurl's process-wide set-up, once; never undone, since the program may
+ * use libcurl itself after the runtime ends. */
+static void global_init(void)
+{
+    global_err = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static struct weft__curl *make(void)
+{
+    struct weft__curl *c = weft__zalloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        weft__free(c, sizeof *c);
+        return NULL;
+    }
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    /* Spins a little before sleeping: holders never wait, and are quick. */
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&c->mu, &a);
+    pthread_mutexattr_destroy(&a);
+    weft__lock_init(&c->done_lock);
+    weft__lock_init(&c->spare_lock);
+    c->timer_at = WEFT_NEVER;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    return c;
+}
+
+/* The running runtime's multi handle state, made at the first call. */
+static int get(struct weft__curl **out)
+{
+    struct weft__runtime *rt = weft__rt;
+    if (!rt)
+        return -EPERM;
+    struct weft__curl *c = atomic_load_explicit(&rt->curl, memory_order_acquire);
+    if (!c) {
+        pthread_once(&global_once, global_init);
+        if (global_err != CURLE_OK || !(c = make()))
+            return -ENOMEM;
+        struct weft__curl *none = NULL;
+        /* acq_rel: the winner's set-up happens before any use of it. */
+        if (atomic_compare_exchange_strong_explicit(&rt->curl, &none, c, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            /* Read by the thread that ends the run, after joining this one's. */
+            rt->curl_term = weft__curl_term;
+        } else {
+            curl_multi_cleanup(c->multi);
+            pthread_mutex_destroy(&c->mu);
+            weft__free(c, sizeof *c);
+            c = none;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void weft__curl_term(struct weft__runtime *rt)
+{
+    struct weft__curl *c = atomic_load(&rt->curl);
+    if (!c)
+        return;
+    lock(c);
+    /* Closes the cached connections, through on_close. */
+    curl_multi_cleanup(c->multi);
+    /* Retired sockets still queued (the rest are in the table). */
+    for (struct sock *s = c->unwatched, *next; s; s = next) {
+        next = s->next;
+        if (s->dead)
+            weft__free(s, sizeof *s);
+    }
+    for (size_t fd = 0; fd < c->socks_cap; fd++) {
+        struct sock *s = c->socks[fd];
+        if (s) {
+            sock_close(s);
+            weft__free(s, sizeof *s);
+        }
+    }
+    for (size_t i = 0; i < c->nspare; i++)
+        curl_easy_cleanup(c->spare[i]);
+    weft__free(c->socks, c->socks_cap * sizeof *c->socks);
+    if (c->xfers)
+        weft__free(c->xfers, c->xcap * sizeof *c->xfers);
+    atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_destroy(&c->mu);
+    weft__free(c, sizeof *c);
+    atomic_store(&rt->curl, NULL);
+}
+
+void weft__curl_counts(struct weft__curl_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    struct weft__curl *c = weft__rt ? atomic_load(&weft__rt->curl) : NULL;
+    if (!c)
+        return;
+    lock(c);
+    act(c, CURL_SOCKET_TIMEOUT, 0);
+    out->transfers = c->nxfers;
+    out->running = (size_t)c->running;
+    out->sockets = c->nsocks;
+    out->watchers = c->ntasks;
+    unlock(c);
+}
+
+int weft_curl_multi_setopt(CURLMoption option, long value)
+{
+    switch (option) {
+    case CURLMOPT_MAXCONNECTS:
+    case CURLMOPT_MAX_HOST_CONNECTIONS:
+    case CURLMOPT_MAX_TOTAL_CONNECTIONS:
+    case CURLMOPT_MAX_CONCURRENT_STREAMS:
+    case CURLMOPT_PIPELINING:
+        break;
+    default:
+        return weft__rt ? -EINVAL : -EPERM;
+    }
+    struct weft__curl *c;
+    int err = get(&c);
+    if (err < 0)
+        return err;
+    lock(c);
+    CURLMcode mc = curl_multi_setopt(c->multi, option, value);
+    if (mc == CURLM_OK && option == CURLMOPT_MAXCONNECTS)
+        c->maxconnects_set = true;
+    unlock(c);
+    return mc == CURLM_OK ? 0 : mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+}
+
+/* ---- weft_curl_perform -------------------------------------------------- */
+
+/* Puts x's handle into the multi handle. Under mu. */
+static int xfer_start(struct weft__curl *c, struct xfer *x)
+{
+    int err = xfer_add(c, x);
+    if (err < 0)
+        return err;
+    /* Only now: a handle in another task's transfer is not touched. */
+    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+    if (mc == CURLM_OK) {
+        /* libcurl keeps 4 idle connections per transfer in the multi
+         * handle at the moment a connection comes back, so a burst of
+         * endings would close the connections the next burst wants: keep
+         * 4 per transfer at the busiest moment instead. */
+        if (c->nxfers > c->peak && !c->maxconnects_set) {
+            c->peak = c->nxfers;
+            curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(4 * c->peak));
+        }
+        return 0;
+    }
+    xfer_del(c, x);
+    if (!c->nxfers)
+        dismiss(c);
+    return mc == CURLM_ADDED_ALREADY ? -EBUSY : mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+}
+
+/* Waits until x is settled, the deadline passes or self is cancelled. */
+static int xfer_wait(struct weft__curl *c, struct xfer *x, struct weft__task *self,
+                     uint64_t deadline)
+{
+    weft__lock_acquire(&c->done_lock);
+    if (x->done) {
+        weft__lock_release(&c->done_lock);
+        return 0;
+    }
+    int err = weft__wait_check(self, deadline);
+    if (err < 0) {
+        weft__lock_release(&c->done_lock);
+        return err;
+    }
+    x->seq = weft__wait_seq(self);
+    x->task = self;
+    int how = weft__wait(self, x->seq, &c->done_lock, deadline, WEFT_W_IO, x->easy, false);
+    if (how == WEFT_WAKE_WOKEN)
+        return 0;
+    weft__lock_acquire(&c->done_lock);
+    x->task = NULL;
+    weft__lock_release(&c->done_lock);
+    return weft__wait_error(self, how);
+}
+
+/* The return value for a transfer that libcurl ended with `code`. */
+static int curl_err(CURL *easy, CURLcode code)
+{
+    switch (code) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR: {
+        long os = 0;
+        curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os);
+        return os > 0 && os < 4096 ? -(int)os : -EIO;
+    }
+    default:
+        return -EIO;
+    }
+}
+
+int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
+{
+    CURLcode ignored;
+    if (!code)
+        code = &ignored;
+    *code = CURLE_FAILED_INIT;
+    struct weft__task *self = weft__current_task();
+    if (!self)
+        return -EPERM;
+    if (!easy)
+        return -EINVAL;
+    /* A cancellation or a deadline that is there already: not started. */
+    int err = weft__wait_check(self, deadline);
+    if (err < 0) {
+        *code = err == -ECANCELED ? CURLE_ABORTED_BY_CALLBACK : CURLE_OPERATION_TIMEDOUT;
+        return err;
+    }
+    struct weft__curl *c;
+    if ((err = get(&c)) < 0) {
+        *code = CURLE_OUT_OF_MEMORY;
+        return err;
+    }
+    struct xfer x = {.easy = easy};
+    lock(c);
+    err = xfer_start(c, &x);
+    /* Runs the timeout of 0 the add asked for: the transfer starts here. */
+    unlock(c);
+    if (err < 0) {
+        *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+        return err;
+    }
+    err = xfer_wait(c, &x, self, deadline);
+    if (err < 0 || !x.removed) {
+        /* Cancelled, past the deadline, or failed by weft: the handle
+         * comes out here, unless a completer took it out meanwhile. */
+        lock(c);
+        if (xfer_find(c, easy) == &x)
+            xfer_stop(c, &x);
+        unlock(c);
+    }
+    if (err == 0) {
+        *code = x.code;
+        return x.err ? x.err : curl_err(easy, x.code);
+    }
+    *code = err == -ECANCELED   ? CURLE_ABORTED_BY_CALLBACK
+            : err == -ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT
+                                : CURLE_OUT_OF_MEMORY;
+    return err;
+}
+
+int weft_curl_perform(CURL *easy, CURLcode *code)
+{
+    return weft_curl_perform_until(easy, WEFT_NEVER, code);
+}
+
+/* ---- weft_http_get ---------------------------------------------------------- */
+
+/* A buffer that grows; `oom` once a write did not fit in memory. */
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static bool buf_put(struct buf *b, const char *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 512;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return false;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return true;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    return buf_put(arg, data, size * n) ? size * n : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    /* A status line starts a response: after a redirect or a 100
+     * Continue, only the last response's headers are kept. */
+    if (size * n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        b->len = 0;
+    return buf_put(b, data, size * n) ? size * n : 0;
+}
+
+/* An easy handle for weft_http_get: an idle one, or a new one. */
+static CURL *easy_take(struct weft__curl *c)
+{
+    weft__lock_acquire(&c->spare_lock);
+    CURL *e = c->nspare ? c->spare[--c->nspare] : NULL;
+    weft__lock_release(&c->spare_lock);
+    return e ? e : curl_easy_init();
+}
+
+/* Not reset: weft_http_get sets the same options on every use. */
+static void easy_give(struct weft__curl *c, CURL *e)
+{
+    weft__lock_acquire(&c->spare_lock);
+    if (c->nspare < SPARE_MAX) {
+        c->spare[c->nspare++] = e;
+        e = NULL;
+    }
+    weft__lock_release(&c->spare_lock);
+    if (e)
+        curl_easy_cleanup(e);
+}
+
+int weft_http_get_until(const char *url, uint64_t deadline, struct weft_http_reply *out)
+{
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->code = CURLE_FAILED_INIT;
+    if (!url)
+        return -EINVAL;
+    if (!weft__current_task())
+        return -EPERM;
+    struct weft__curl *c;
+    int err = get(&c);
+    CURL *e = err == 0 ? easy_take(c) : NULL;
+    if (!e) {
+        out->code = CURLE_OUT_OF_MEMORY;
+        return err < 0 ? err : -ENOMEM;
+    }
+    struct buf head = {0}, body = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &head);
+    err = weft_curl_perform_until(e, deadline, &out->code);
+    if (head.oom || body.oom) {
+        err = -ENOMEM;
+        out->code = CURLE_OUT_OF_MEMORY;
+    }
+    /* A reply without a body (or headers) still gets an empty string. */
+    if (err == 0 && ((!body.p && !buf_put(&body, "", 0)) || (!head.p && !buf_put(&head, "", 0)))) {
+        err = -ENOMEM;
+        out->code = CURLE_OUT_OF_MEMORY;
+    }
+    if (err == 0) {
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+        out->headers = head.p;
+        out->headers_len = head.len;
+        out->body = body.p;
+        out->body_len = body.len;
+    } else {
+        free(head.p);
+        free(body.p);
+    }
+    easy_give(c, e);
+    return err;
+}
+
+int weft_http_get(const char *url, struct weft_http_reply *out)
+{
+    return weft_http_get_until(url, WEFT_NEVER, out);
+}
+
+const char *weft_http_reply_find_header(const struct weft_http_reply *r, const char *name,
+                                        size_t *len)
+{
+    if (!r || !name || !r->headers)
+        return NULL;
+    size_t nlen = strlen(name);
+    const char *found = NULL, *found_end = NULL;
+    for (const char *line = r->headers; *line;) {
+        const char *nl = strchr(line, '\n');
+        const char *end = nl ? nl : line + strlen(line);
+        if ((size_t)(end - line) > nlen && line[nlen] == ':' &&
+            strncasecmp(line, name, nlen) == 0) {
+            const char *v = line + nlen + 1, *e = end;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            found = v;
+            found_end = e;
+        }
+        line = nl ? nl + 1 : end;
+    }
+    if (found && len)
+        *len = (size_t)(found_end - found);
+    return found;
+}
+
+void weft_http_reply_destroy(struct weft_http_reply *r)
+{
+    if (!r)
+        return;
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
