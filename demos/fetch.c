@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <weft/curl.h>
+#include <weft/http.h>
 
 #include "weft.h"
 
@@ -46,28 +47,17 @@ struct opts {
 
 /* ---- the local server ------------------------------------------------------ */
 
-/* A minimal HTTP/1.1 responder for the one route, written with weft's
- * socket calls until weft's own HTTP server is there to replace it: GET
- * /posts/{id} answers after the delay with the body below (the W8 peer
- * server's), keep-alive, requests taken in order (pipelining). Anything
- * else gets 404, a malformed request or one with a body 400, a head over
- * 4 KiB 431, and the connection closes after those. */
+/* weft's own HTTP server (weft/http.h), one route: GET /posts/{id} answers
+ * after the delay with the body below (the W8 peer server's); anything else
+ * gets 404. Keep-alive, pipelining and malformed requests are the
+ * server's business. */
 
 #define BODY_LEN 300
-#define HEAD_MAX 4096
 
 struct server {
     int lfd;
     unsigned delay_ms;
-    weft_task *acceptor;
-    weft_mutex *mu;    /* guards conns */
-    struct conn *conns;
-};
-
-struct conn {
-    struct server *srv;
-    int fd;
-    struct conn *next, *prev;
+    weft_task *task;
 };
 
 static const char filler[] = "quia et suscipit suscipit recusandae consequuntur expedita et cum "
@@ -88,191 +78,54 @@ static void post_body(char out[BODY_LEN + 1], unsigned long id)
     memcpy(out + n + fill, "\"}", 3);
 }
 
-/* The value of header `name` in the head [p, end), or NULL. */
-static const char *head_value(const char *p, const char *end, const char *name)
+static int posts(const struct weft_http_request *req, struct weft_http_response *res, void *arg)
 {
-    size_t len = strlen(name);
-    for (const char *line = p; line < end;) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl)
-            break;
-        line = nl + 1;
-        if ((size_t)(end - line) > len && line[len] == ':' && strncasecmp(line, name, len) == 0) {
-            const char *v = line + len + 1;
-            while (v < end && (*v == ' ' || *v == '\t'))
-                v++;
-            return v;
-        }
-    }
-    return NULL;
-}
-
-/* Head and body in one write: a second small write would wait for the
- * client's delayed ACK of the first (Nagle). */
-static int reply(int fd, const char *status, const char *body, size_t len, int keep)
-{
-    char msg[256 + BODY_LEN];
-    int n = snprintf(msg, sizeof msg,
-                     "HTTP/1.1 %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\n%s\r\n",
-                     status, len, keep ? "" : "Connection: close\r\n");
-    memcpy(msg + n, body, len);
-    ssize_t w = weft_write_all(fd, msg, (size_t)n + len, NULL, WEFT_NEVER);
-    return w < 0 ? (int)w : keep;
-}
-
-/* Answers the request whose head is [p, end) (without the blank line).
- * Returns 1 to keep the connection, 0 to close it, or an error. */
-static int answer(struct server *srv, int fd, const char *p, const char *end)
-{
-    const char *sp = memchr(p, ' ', (size_t)(end - p));
-    const char *sp2 = sp ? memchr(sp + 1, ' ', (size_t)(end - sp - 1)) : NULL;
-    const char *cr = memchr(p, '\r', (size_t)(end - p));
-    if (!sp || !sp2 || !cr || sp2 > cr || cr - sp2 != 9 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0)
-        return reply(fd, "400 Bad Request", "", 0, 0);
-    if (head_value(p, end, "content-length") || head_value(p, end, "transfer-encoding"))
-        return reply(fd, "400 Bad Request", "", 0, 0);
-    const char *conn = head_value(p, end, "connection");
-    int keep = sp2[8] == '1' ? !(conn && strncasecmp(conn, "close", 5) == 0)
-                             : (conn && strncasecmp(conn, "keep-alive", 10) == 0);
-    char *idend = NULL;
+    struct server *srv = arg;
+    char *end;
     unsigned long id = 0;
-    if (sp - p == 3 && strncmp(p, "GET", 3) == 0 && sp2 - sp > 7 &&
-        strncmp(sp + 1, "/posts/", 7) == 0 && sp[8] >= '1' && sp[8] <= '9')
-        id = strtoul(sp + 8, &idend, 10);
-    if (id == 0 || idend != sp2 || id > 1000000000)
-        return reply(fd, "404 Not Found", "", 0, keep);
+    if (strcmp(req->method, "GET") == 0 && strncmp(req->path, "/posts/", 7) == 0)
+        id = strtoul(req->path + 7, &end, 10);
+    if (id == 0 || *end)
+        return weft_http_respond(res, 404, "text/plain", "no such post\n", 13);
     if (srv->delay_ms) {
         int err = weft_sleep((uint64_t)srv->delay_ms * WEFT_MSEC);
         if (err < 0)
-            return err;
+            return err; /* the server is stopping */
     }
     char body[BODY_LEN + 1];
     post_body(body, id);
-    return reply(fd, "200 OK", body, BODY_LEN, keep);
+    return weft_http_respond(res, 200, "application/json", body, BODY_LEN);
 }
 
-/* One connection: requests in order until the client closes it. */
-static void *serve_conn(void *arg)
-{
-    struct conn *cn = arg;
-    char buf[HEAD_MAX];
-    size_t have = 0;
-    for (;;) {
-        char *end = have >= 4 ? memmem(buf, have, "\r\n\r\n", 4) : NULL;
-        if (end) {
-            if (answer(cn->srv, cn->fd, buf, end + 2) <= 0)
-                break;
-            size_t used = (size_t)(end + 4 - buf);
-            memmove(buf, end + 4, have - used);
-            have -= used;
-            continue;
-        }
-        if (have == sizeof buf) {
-            reply(cn->fd, "431 Request Header Fields Too Large", "", 0, 0);
-            break;
-        }
-        ssize_t r = weft_read(cn->fd, buf + have, sizeof buf - have);
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-    }
-    struct server *srv = cn->srv;
-    weft_mutex_lock(srv->mu);
-    if (cn->prev)
-        cn->prev->next = cn->next;
-    else
-        srv->conns = cn->next;
-    if (cn->next)
-        cn->next->prev = cn->prev;
-    weft_mutex_unlock(srv->mu);
-    weft_close(cn->fd);
-    free(cn);
-    return NULL;
-}
-
-/* Accepts until the listening socket is closed. */
-static void *serve_accept(void *arg)
+static void *serve(void *arg)
 {
     struct server *srv = arg;
-    for (;;) {
-        int fd = weft_accept(srv->lfd, NULL, NULL);
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS) {
-            weft_sleep(10 * WEFT_MSEC); /* out of something: let connections end */
-            continue;
-        }
-        if (fd < 0)
-            return NULL; /* closed: the server stops */
-        struct conn *cn = calloc(1, sizeof *cn);
-        weft_task *t;
-        if (!cn || weft_mutex_lock(srv->mu) < 0) {
-            free(cn);
-            weft_close(fd);
-            continue;
-        }
-        *cn = (struct conn){.srv = srv, .fd = fd, .next = srv->conns};
-        if (weft_spawn(&t, serve_conn, cn) < 0) {
-            weft_mutex_unlock(srv->mu);
-            weft_close(fd);
-            free(cn);
-            continue;
-        }
-        if (srv->conns)
-            srv->conns->prev = cn;
-        srv->conns = cn;
-        weft_mutex_unlock(srv->mu);
-        weft_detach(t);
-    }
+    return WEFT_ERR(weft_http_serve_fd(srv->lfd, posts, srv, NULL));
 }
 
-/* Listens on host:port (port 0: a free one, written back). */
+/* Listens on host:port (port 0: a free one, written back) and serves in a
+ * task of its own. */
 static int server_start(struct server *srv, const char *host, unsigned *port, unsigned delay_ms)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return -EINVAL;
-    int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+    char addr[96];
+    snprintf(addr, sizeof addr, "%s:%u", host, *port);
+    uint16_t p;
+    int fd = weft_http_listen(addr, &p);
     if (fd < 0)
         return fd;
-    int one = 1;
-    socklen_t len = sizeof a;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        int err = -errno;
-        weft_close(fd);
-        return err;
-    }
-    *port = ntohs(a.sin_port);
+    *port = p;
     *srv = (struct server){.lfd = fd, .delay_ms = delay_ms};
-    int err = weft_mutex_new(&srv->mu);
-    if (err == 0 && (err = weft_spawn(&srv->acceptor, serve_accept, srv)) < 0)
-        weft_mutex_free(srv->mu);
+    int err = weft_spawn(&srv->task, serve, srv);
     if (err < 0)
         weft_close(fd);
     return err;
 }
 
-/* Stops accepting and ends every connection (their tasks see the end of
- * the stream and close them), so that the run can end. */
+/* Stops serving: the listener, every connection and its task end. */
 static void server_stop(struct server *srv)
 {
-    weft_close(srv->lfd);
-    weft_join(srv->acceptor, NULL);
-    weft_mutex_lock(srv->mu);
-    for (struct conn *cn = srv->conns; cn; cn = cn->next)
-        shutdown(cn->fd, SHUT_RDWR);
-    weft_mutex_unlock(srv->mu);
-    /* The connection tasks unlink themselves; wait until all have. */
-    for (;;) {
-        weft_mutex_lock(srv->mu);
-        int left = srv->conns != NULL;
-        weft_mutex_unlock(srv->mu);
-        if (!left)
-            break;
-        weft_sleep(WEFT_MSEC);
-    }
-    weft_mutex_free(srv->mu);
+    weft_cancel(srv->task);
+    weft_join(srv->task, NULL);
 }
 
 /* ---- the client --------------------------------------------------------------- */
