@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "blocking.h"
 #include "gil.h"
 #include "inject.h"
 #include "poller.h"
@@ -36,6 +37,7 @@ struct weft__runtime {
     uint64_t trace_t0;
     struct weft__gil gil;
     struct weft__poller poller;    /* descriptors tasks wait on (poller.c) */
+    struct weft__blocking blocking; /* the blocking-call pool (blocking.c) */
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */

@@ -9,7 +9,8 @@
 #                            with widened race windows (runtime/race.h);
 #                            the AddressSanitizer + UndefinedBehaviorSanitizer
 #                            build; the ThreadSanitizer build (the stress,
-#                            ring, scheduler and waiting-object tests); a
+#                            ring, scheduler, waiting-object and
+#                            blocking-pool tests); a
 #                            one-minute libFuzzer run on the HTTP server's
 #                            request path (clang), seeded with
 #                            tests/http_corpus
@@ -109,8 +110,8 @@ case "${1:-}" in
     ctest --test-dir build-race --output-on-failure -j "$jobs" -R 'race_windows'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
-    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O and HTTP tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http'
+    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP and blocking-pool tests"
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_blocking|stress_blocking'
     fuzz_http 60
 
     ;;
