@@ -123,8 +123,8 @@ typedef void *(*weft_fn)(void *arg);
 
 /* asyncio.run(): starts the runtime on the calling thread, runs
  * main_fn(arg) as the first task, and returns once main_fn and every task
- * still running have finished; *result (if non-NULL) gets main_fn's return
- * value. cfg may be NULL for the defaults; WEFT_* variables override it.
+ * still running have finished (and every blocking-pool call a task gave up
+ * on, with its drop); *result (if non-NULL) gets main_fn's return value. cfg may be NULL for the defaults; WEFT_* variables override it.
  * Blocks the calling thread.
  *   -EINVAL   a configuration value is bad: one line on stderr names the
  *             variable (or field) and the value.
@@ -133,9 +133,9 @@ typedef void *(*weft_fn)(void *arg);
  *   -EDEADLK  every task is blocked and nothing can wake one; each blocked
  *             task and what it waits for is printed on stderr. Waits that a
  *             thread outside the runtime may end (futures, conditions,
- *             semaphores, events) never count as deadlocked: such a run
- *             sleeps until that thread acts. Waits on joins, channels,
- *             mutexes and groups do. Those tasks
+ *             semaphores, events, blocking-pool calls) never count as
+ *             deadlocked: such a run sleeps until that thread acts. Waits
+ *             on joins, channels, mutexes and groups do. Those tasks
  *             never return: the objects they waited on (channels, futures,
  *             groups, locks) still list them and must not be used or freed
  *             afterwards; drop them.
@@ -967,7 +967,9 @@ WEFT_API int weft_blocking(void *(*fn)(void *arg), void *arg, void **result);
  * suspend. Task context.
  *   Errors as weft_blocking(), and
  *   -ECANCELED  the calling task was cancelled; fn goes on, drop follows.
- *   -ETIMEDOUT  the deadline passed first; fn goes on, drop follows. */
+ *   -ETIMEDOUT  the deadline passed first; fn goes on, drop follows.
+ * Both also when the call gives up before it waits (a cancellation
+ * already pending, a deadline already past): fn still runs once. */
 WEFT_API int weft_blocking_until(void *(*fn)(void *arg), void *arg,
                                  void (*drop)(void *arg, void *result), uint64_t deadline,
                                  void **result);

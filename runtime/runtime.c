@@ -13,6 +13,8 @@
  * have finished (the last worker to go idle decides, worker.c): nothing is
  * abandoned mid-flight. weft_runtime_start: every worker is a thread of its
  * own; weft_runtime_stop waits for every task to finish, then stops them.
+ * Either way, once the workers have stopped, the blocking-call pool runs
+ * what its callers gave up on and its threads are joined (blocking.c).
  *
  * Each worker thread sets up its alternate signal stack (for the overflow
  * report) and, with WEFT_PIN=1, binds itself to its core. The process's
@@ -90,6 +92,7 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
     s->stack_slabs = rt->stacks.nslabs;
     s->stack_mappings = rt->stacks.mappings;
     s->stack_bytes_mapped = rt->stacks.bytes;
+    weft__blocking_collect((struct weft__blocking *)&rt->blocking, s);
     if (rt->gil_on) {
         pthread_mutex_lock((pthread_mutex_t *)&rt->gil.mu);
         s->gil_handoffs = rt->gil.handoffs;
@@ -139,6 +142,10 @@ void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *
     if (s->io_waits || s->io_polls)
         fprintf(stderr, "weft: I/O: %llu waits for a descriptor, %llu polls\n",
                 (unsigned long long)s->io_waits, (unsigned long long)s->io_polls);
+    if (s->blocking_calls || s->blocking_threads_peak)
+        fprintf(stderr, "weft: blocking pool: %llu calls, at most %llu of %u threads alive\n",
+                (unsigned long long)s->blocking_calls,
+                (unsigned long long)s->blocking_threads_peak, rt->blocking.limit);
     fprintf(stderr, "weft: tasks: %llu spawned, %llu left unjoined\n",
             (unsigned long long)s->tasks_spawned, (unsigned long long)s->tasks_unreleased);
     fprintf(stderr, "weft: stacks: %llu slabs, %llu mappings, %llu MiB of address space\n",
@@ -234,6 +241,7 @@ static void teardown(struct weft__runtime *rt)
         weft__worker_term(&rt->workers[i]);
     weft__aligned_free(rt->workers, rt->nworkers * sizeof rt->workers[0]);
     weft__inject_term(&rt->inject);
+    weft__blocking_term(&rt->blocking);
     if (rt->gil_on)
         weft__gil_term(&rt->gil);
     weft__poller_term(&rt->poller);
@@ -275,6 +283,9 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
         weft__say("could not open the poller's epoll set: %s", weft_strerror(err));
         goto fail_poller;
     }
+    err = weft__blocking_init(&rt->blocking, rt->cfg.blocking_threads, rt->topo.ncores_allowed);
+    if (err < 0)
+        goto fail_blocking;
     rt->nworkers = rt->topo.nworkers;
     rt->workers = weft__aligned_zalloc(rt->nworkers * sizeof rt->workers[0]);
     if (!rt->workers) {
@@ -302,6 +313,8 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     }
     return 0;
 fail_workers:
+    weft__blocking_term(&rt->blocking);
+fail_blocking:
     weft__poller_term(&rt->poller);
 fail_poller:
     if (rt->gil_on)
@@ -328,6 +341,9 @@ static void finish(struct weft__runtime *rt)
      * their descriptors. */
     if (rt->curl_term)
         rt->curl_term(rt);
+    /* Calls whose callers gave up may still run: wait for them (and their
+     * drops), so that the counters are final and no pool thread is left. */
+    weft__blocking_stop(&rt->blocking);
     weft__trace_close(rt);
     weft__stats_collect(rt, &last);
     times_collect(rt, &last_times);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "blocking.h"
 #include "gil.h"
 #include "inject.h"
 #include "poller.h"
@@ -41,6 +42,7 @@ struct weft__runtime {
                                       transfer (CAS), cleaned up at the end of the run */
     void (*curl_term)(struct weft__runtime *rt); /* set with it: so that only programs
                                       that use it link curl.c and libcurl statically */
+    struct weft__blocking blocking; /* the blocking-call pool (blocking.c) */
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */

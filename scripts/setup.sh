@@ -9,10 +9,10 @@
 #                            with widened race windows (runtime/race.h);
 #                            the AddressSanitizer + UndefinedBehaviorSanitizer
 #                            build; the ThreadSanitizer build (the stress,
-#                            ring, scheduler, waiting-object, I/O, HTTP
-#                            and curl tests); a one-minute libFuzzer run
-#                            on the HTTP server's request path (clang),
-#                            seeded with tests/http_corpus
+#                            ring, scheduler, waiting-object, I/O, HTTP,
+#                            curl and blocking-pool tests); a one-minute
+#                            libFuzzer run on the HTTP server's request
+#                            path (clang), seeded with tests/http_corpus
 #
 # Packages come from apt-get (through sudo when not root). Builds go to
 # build/, build-ring4/, build-race/, build-asan/, build-tsan/ and
@@ -111,8 +111,8 @@ case "${1:-}" in
     ctest --test-dir build-race --output-on-failure -j "$jobs" -R 'race_windows'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
-    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP and curl tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl'
+    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP, curl and blocking-pool tests"
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl|test_blocking'
     fuzz_http 60
 
     ;;
