@@ -399,6 +399,19 @@ static int io_task(struct weft__runtime **rt, struct weft__task **self)
     return *rt && *self ? 0 : -EPERM;
 }
 
+/* The start of every call on fd: the calling task's runtime (-EPERM
+ * outside a task), fd's record, fd made non-blocking. */
+static int io_open(int fd, struct weft__runtime **rt, struct weft__pfd **f)
+{
+    struct weft__task *self;
+    int err = io_task(rt, &self);
+    if (err < 0)
+        return err;
+    if (fd < 0)
+        return -EBADF;
+    return prepare(&(*rt)->poller, fd, f);
+}
+
 /* GIL mode: the token is released around each I/O system call, as
  * CPython releases the GIL (weft__worker_gil_io_begin). gil_io_end keeps
  * the call's errno. */
@@ -454,14 +467,9 @@ static ssize_t do_op(enum op op, int fd, void *buf, size_t n, int flags)
 static ssize_t io(enum op op, int fd, void *buf, size_t n, int flags, uint64_t deadline)
 {
     struct weft__runtime *rt;
-    struct weft__task *self;
-    int err = io_task(&rt, &self);
-    if (err < 0)
-        return err;
-    if (fd < 0)
-        return -EBADF;
     struct weft__pfd *f;
-    if ((err = prepare(&rt->poller, fd, &f)) < 0)
+    int err = io_open(fd, &rt, &f);
+    if (err < 0)
         return err;
     unsigned dir = op == OP_READ || op == OP_RECV ? WEFT_READABLE : WEFT_WRITABLE;
     for (;;) {
@@ -475,9 +483,8 @@ static ssize_t io(enum op op, int fd, void *buf, size_t n, int flags, uint64_t d
             continue;
         if (err != EAGAIN && err != EWOULDBLOCK)
             return -err;
-        /* The task may have moved: self is re-read after each wait. */
-        self = weft__current_task();
-        int w = fd_wait(rt, self, f, fd, dir, deadline);
+        /* The task may have moved: the caller is read afresh each time. */
+        int w = fd_wait(rt, weft__current_task(), f, fd, dir, deadline);
         if (w < 0)
             return w;
     }
@@ -543,14 +550,9 @@ ssize_t weft_write_all(int fd, const void *buf, size_t count, size_t *written, u
 int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen, uint64_t deadline)
 {
     struct weft__runtime *rt;
-    struct weft__task *self;
-    int err = io_task(&rt, &self);
-    if (err < 0)
-        return err;
-    if (fd < 0)
-        return -EBADF;
     struct weft__pfd *f;
-    if ((err = prepare(&rt->poller, fd, &f)) < 0)
+    int err = io_open(fd, &rt, &f);
+    if (err < 0)
         return err;
     for (;;) {
         bool released = gil_io_begin(rt);
@@ -580,14 +582,9 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, uint64_t deadline)
 {
     struct weft__runtime *rt;
-    struct weft__task *self;
-    int err = io_task(&rt, &self);
-    if (err < 0)
-        return err;
-    if (fd < 0)
-        return -EBADF;
     struct weft__pfd *f;
-    if ((err = prepare(&rt->poller, fd, &f)) < 0)
+    int err = io_open(fd, &rt, &f);
+    if (err < 0)
         return err;
     bool released = gil_io_begin(rt);
     int c = connect(fd, addr, addrlen);

@@ -101,60 +101,42 @@ static ssize_t fail(int code)
     return -1;
 }
 
-ssize_t read(int fd, void *buf, size_t n)
+/* The fault for one read or write on fd: -1 with errno set (EINTR or
+ * EAGAIN) to fail the call without making it, else 0, with *n cut to one
+ * byte for a short transfer. */
+static int transfer_fault(int fd, size_t *n)
 {
     switch (pick(fd, 3)) {
     case 1:
-        return fail(EINTR);
+        return (int)fail(EINTR);
     case 2:
-        return fail(EAGAIN);
+        return (int)fail(EAGAIN);
     case 3:
-        return real_read(fd, buf, n ? 1 : 0);
+        *n = *n ? 1 : 0;
+        return 0;
     default:
-        return real_read(fd, buf, n);
+        return 0;
     }
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    return transfer_fault(fd, &n) < 0 ? -1 : real_read(fd, buf, n);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    switch (pick(fd, 3)) {
-    case 1:
-        return fail(EINTR);
-    case 2:
-        return fail(EAGAIN);
-    case 3:
-        return real_write(fd, buf, n ? 1 : 0);
-    default:
-        return real_write(fd, buf, n);
-    }
+    return transfer_fault(fd, &n) < 0 ? -1 : real_write(fd, buf, n);
 }
 
 ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    switch (pick(fd, 3)) {
-    case 1:
-        return fail(EINTR);
-    case 2:
-        return fail(EAGAIN);
-    case 3:
-        return real_recv(fd, buf, n ? 1 : 0, flags);
-    default:
-        return real_recv(fd, buf, n, flags);
-    }
+    return transfer_fault(fd, &n) < 0 ? -1 : real_recv(fd, buf, n, flags);
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    switch (pick(fd, 3)) {
-    case 1:
-        return fail(EINTR);
-    case 2:
-        return fail(EAGAIN);
-    case 3:
-        return real_send(fd, buf, n ? 1 : 0, flags);
-    default:
-        return real_send(fd, buf, n, flags);
-    }
+    return transfer_fault(fd, &n) < 0 ? -1 : real_send(fd, buf, n, flags);
 }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)

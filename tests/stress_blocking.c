@@ -135,29 +135,6 @@ static void *stress_main(void *arg)
     return NULL;
 }
 
-static void *nothing(void *arg)
-{
-    return arg;
-}
-
-/* Threads of this process, from /proc/self/task. A thread is started and
- * joined first: ThreadSanitizer starts a helper thread of its own at the
- * process's first pthread_create, which must not count as one left over. */
-static unsigned count_threads(void)
-{
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, nothing, NULL), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    unsigned n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 static const unsigned workers_of[] = {1, 2, 4};
 
 START_TEST(stress_blocking_every_call_runs_once_and_every_abandoned_one_drops_once)

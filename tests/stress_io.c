@@ -138,16 +138,6 @@ static void *echo_main(void *arg)
     return NULL;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static unsigned workers_of[] = {1, 2, 4};
 
 START_TEST(echo_counts_every_byte)

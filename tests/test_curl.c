@@ -213,28 +213,17 @@ static void url_of(char *buf, size_t n, const char *kind, int id)
     snprintf(buf, n, "http://127.0.0.1:%d/%s/%d", srv.port, kind, id);
 }
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* Runs fn on `workers` workers against a server started as asked; then
  * checks that the multi handle's connections were closed with the run. */
 static void run_against_server(unsigned workers, weft_fn fn, int delay_ms, bool close_each)
 {
     /* libcurl's process-wide set-up keeps what it opens: done first. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int before = open_fds();
+    int before = count_fds();
     server_start(delay_ms, close_each);
     run_on_workers(workers, fn);
     server_stop();
-    ck_assert_int_eq(open_fds(), before);
+    ck_assert_int_eq(count_fds(), before);
 }
 
 /* The body has `"id":ID,` and the reply is a 200. */

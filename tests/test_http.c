@@ -266,16 +266,6 @@ static void send_str(int fd, const char *s)
     send_all(fd, s, strlen(s));
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* ---- GET, keep-alive, pipelining -------------------------------------------- */
 
 static void *get_main(void *arg)

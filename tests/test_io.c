@@ -597,16 +597,6 @@ END_TEST
 
 /* ---- descriptors ------------------------------------------------------------------------ */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 START_TEST(no_descriptor_left)
 {
     int before = count_fds();

@@ -7,6 +7,8 @@
 #define WEFT_TEST_UTIL_H
 
 #include <check.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,43 @@ static _Atomic unsigned long check_failures __attribute__((unused));
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
     } while (0)
 #define CHECK_FAILURES() atomic_load(&check_failures)
+
+/* Entries of a directory such as /proc/self/fd, "." and ".." left out
+ * (the directory's own descriptor, open while it is read, is counted the
+ * same way every time, so counts before and after a run compare). */
+static inline int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Descriptors open in this process. */
+static inline int count_fds(void)
+{
+    return count_entries("/proc/self/fd");
+}
+
+static inline void *util_nothing(void *arg)
+{
+    return arg;
+}
+
+/* Threads of this process, from /proc/self/task. A thread is started and
+ * joined first: ThreadSanitizer starts a helper thread of its own at the
+ * process's first pthread_create, which must not count as one left over. */
+static inline unsigned count_threads(void)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, util_nothing, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    return (unsigned)count_entries("/proc/self/task");
+}
 
 #define IPTR(x) ((void *)(intptr_t)(x))
 #define PINT(p) ((intptr_t)(p))
