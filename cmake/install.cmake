@@ -41,7 +41,7 @@ foreach(dir LIBDIR INCLUDEDIR)
 endforeach()
 # What a static link needs besides libweft.a: the modules weft's build
 # found with pkg-config, and the threads library.
-set(WEFT_PC_REQUIRES_PRIVATE "hwloc libcurl")
+set(WEFT_PC_REQUIRES_PRIVATE "hwloc")
 if(WEFT_JEMALLOC)
   string(APPEND WEFT_PC_REQUIRES_PRIVATE " jemalloc")
 endif()

@@ -101,7 +101,9 @@
 #include "curl.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -121,6 +123,26 @@
 #define TASK_STACK (256u * 1024) /* curl's code, TLS handshakes included, runs on it */
 #define DRAIN_ROUNDS 64          /* due timeouts one unlock runs before the timer task takes over */
 #define SPARE_MAX 64             /* idle easy handles kept for weft_http_get */
+
+/* libcurl's functions, found at the first transfer (global_init), so that
+ * libweft does not load libcurl and the libraries it needs (TLS, LDAP,
+ * Kerberos, ...) into every program, only into those that make a
+ * transfer: loading them costs a few milliseconds at each start. Written
+ * once under global_once; read after it. */
+static struct curl_api {
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *easy);
+    CURLcode (*easy_setopt)(CURL *easy, CURLoption option, ...);
+    CURLcode (*easy_getinfo)(CURL *easy, CURLINFO info, ...);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_cleanup)(CURLM *multi);
+    CURLMcode (*multi_setopt)(CURLM *multi, CURLMoption option, ...);
+    CURLMcode (*multi_add_handle)(CURLM *multi, CURL *easy);
+    CURLMcode (*multi_remove_handle)(CURLM *multi, CURL *easy);
+    CURLMsg *(*multi_info_read)(CURLM *multi, int *left);
+    CURLMcode (*multi_socket_action)(CURLM *multi, curl_socket_t fd, int bits, int *running);
+} cu;
 
 /* A socket curl asked the runtime to watch, or opened through on_open.
  * Every field under c->mu. */
@@ -211,7 +233,7 @@ static struct weft__curl *inside(void)
 static void act(struct weft__curl *c, curl_socket_t fd, int bits)
 {
     int running = c->running;
-    curl_multi_socket_action(c->multi, fd, bits, &running);
+    cu.multi_socket_action(c->multi, fd, bits, &running);
     c->running = running;
 }
 
@@ -536,7 +558,7 @@ static void dismiss(struct weft__curl *c)
  * dismisses the tasks. Under mu. */
 static void xfer_stop(struct weft__curl *c, struct xfer *x)
 {
-    curl_multi_remove_handle(c->multi, x->easy);
+    cu.multi_remove_handle(c->multi, x->easy);
     xfer_del(c, x);
     if (!c->nxfers)
         dismiss(c);
@@ -569,7 +591,7 @@ static unsigned collect(struct weft__curl *c)
     unsigned n = 0;
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+    while ((m = cu.multi_info_read(c->multi, &left)) != NULL) {
         struct xfer *x = m->msg == CURLMSG_DONE ? xfer_find(c, m->easy_handle) : NULL;
         if (!x)
             continue;
@@ -669,13 +691,53 @@ static void *timer_main(void *arg)
 /* ---- the multi handle ----------------------------------------------------- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_err;
+static int global_err;
 
-/* libcurl's process-wide set-up, once; never undone, since the program may
- * use libcurl itself after the runtime ends. */
+/* Finds libcurl's functions (see `cu`), then runs libcurl's process-wide
+ * set-up; once, and never undone, since the program may use libcurl
+ * itself after the runtime ends. A libcurl the process has loaded already
+ * is the one to use: the program's easy handles come from it. Otherwise
+ * libcurl.so.4, or the library WEFT_LIBCURL names. */
 static void global_init(void)
 {
-    global_err = curl_global_init(CURL_GLOBAL_DEFAULT);
+    void *lib = RTLD_DEFAULT;
+    const char *name = "the program's libcurl";
+    if (!dlsym(RTLD_DEFAULT, "curl_multi_socket_action")) {
+        const char *env = getenv("WEFT_LIBCURL");
+        name = env && *env ? env : "libcurl.so.4";
+        lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+        if (!lib) {
+            const char *why = dlerror();
+            if (env && *env)
+                weft__say("WEFT_LIBCURL=%s: cannot load it: %s", env, why ? why : "?");
+            else
+                weft__say("libcurl: cannot load %s: %s (install libcurl4, or name another "
+                          "build of libcurl in WEFT_LIBCURL)", name, why ? why : "?");
+            global_err = -ELIBACC;
+            return;
+        }
+    }
+    static const struct {
+        const char *sym;
+        size_t at;
+    } fns[] = {
+#define FN(f) {"curl_" #f, offsetof(struct curl_api, f)}
+        FN(global_init),         FN(easy_init),       FN(easy_cleanup),
+        FN(easy_setopt),         FN(easy_getinfo),    FN(multi_init),
+        FN(multi_cleanup),       FN(multi_setopt),    FN(multi_add_handle),
+        FN(multi_remove_handle), FN(multi_info_read), FN(multi_socket_action),
+#undef FN
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        void *f = dlsym(lib, fns[i].sym);
+        if (!f) {
+            weft__say("libcurl: %s has no %s: not a libcurl weft can use", name, fns[i].sym);
+            global_err = -ELIBACC;
+            return;
+        }
+        memcpy((char *)&cu + fns[i].at, &f, sizeof f);
+    }
+    global_err = cu.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -ENOMEM;
 }
 
 static struct weft__curl *make(void)
@@ -683,7 +745,7 @@ static struct weft__curl *make(void)
     struct weft__curl *c = weft__zalloc(sizeof *c);
     if (!c)
         return NULL;
-    c->multi = curl_multi_init();
+    c->multi = cu.multi_init();
     if (!c->multi) {
         weft__free(c, sizeof *c);
         return NULL;
@@ -697,10 +759,10 @@ static struct weft__curl *make(void)
     weft__lock_init(&c->done_lock);
     weft__lock_init(&c->spare_lock);
     c->timer_at = WEFT_NEVER;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    cu.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    cu.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    cu.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    cu.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     return c;
 }
 
@@ -713,7 +775,9 @@ static int get(struct weft__curl **out)
     struct weft__curl *c = atomic_load_explicit(&rt->curl, memory_order_acquire);
     if (!c) {
         pthread_once(&global_once, global_init);
-        if (global_err != CURLE_OK || !(c = make()))
+        if (global_err < 0)
+            return global_err;
+        if (!(c = make()))
             return -ENOMEM;
         struct weft__curl *none = NULL;
         /* acq_rel: the winner's set-up happens before any use of it. */
@@ -722,7 +786,7 @@ static int get(struct weft__curl **out)
             /* Read by the thread that ends the run, after joining this one's. */
             rt->curl_term = weft__curl_term;
         } else {
-            curl_multi_cleanup(c->multi);
+            cu.multi_cleanup(c->multi);
             pthread_mutex_destroy(&c->mu);
             weft__free(c, sizeof *c);
             c = none;
@@ -739,7 +803,7 @@ void weft__curl_term(struct weft__runtime *rt)
         return;
     lock(c);
     /* Closes the cached connections, through on_close. */
-    curl_multi_cleanup(c->multi);
+    cu.multi_cleanup(c->multi);
     /* Retired sockets still queued (the rest are in the table). */
     for (struct sock *s = c->unwatched, *next; s; s = next) {
         next = s->next;
@@ -754,7 +818,7 @@ void weft__curl_term(struct weft__runtime *rt)
         }
     }
     for (size_t i = 0; i < c->nspare; i++)
-        curl_easy_cleanup(c->spare[i]);
+        cu.easy_cleanup(c->spare[i]);
     weft__free(c->socks, c->socks_cap * sizeof *c->socks);
     if (c->xfers)
         weft__free(c->xfers, c->xcap * sizeof *c->xfers);
@@ -797,7 +861,7 @@ int weft_curl_multi_setopt(CURLMoption option, long value)
     if (err < 0)
         return err;
     lock(c);
-    CURLMcode mc = curl_multi_setopt(c->multi, option, value);
+    CURLMcode mc = cu.multi_setopt(c->multi, option, value);
     if (mc == CURLM_OK && option == CURLMOPT_MAXCONNECTS)
         c->maxconnects_set = true;
     unlock(c);
@@ -813,10 +877,10 @@ static int xfer_start(struct weft__curl *c, struct xfer *x)
     if (err < 0)
         return err;
     /* Only now: a handle in another task's transfer is not touched. */
-    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
-    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
-    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-    CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+    cu.easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    cu.easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    cu.easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    CURLMcode mc = cu.multi_add_handle(c->multi, x->easy);
     if (mc == CURLM_OK) {
         /* libcurl keeps 4 idle connections per transfer in the multi
          * handle at the moment a connection comes back, so a burst of
@@ -824,7 +888,7 @@ static int xfer_start(struct weft__curl *c, struct xfer *x)
          * 4 per transfer at the busiest moment instead. */
         if (c->nxfers > c->peak && !c->maxconnects_set) {
             c->peak = c->nxfers;
-            curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(4 * c->peak));
+            cu.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(4 * c->peak));
         }
         return 0;
     }
@@ -873,7 +937,7 @@ static int curl_err(CURL *easy, CURLcode code)
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR: {
         long os = 0;
-        curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os);
+        cu.easy_getinfo(easy, CURLINFO_OS_ERRNO, &os);
         return os > 0 && os < 4096 ? -(int)os : -EIO;
     }
     default:
@@ -900,7 +964,7 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
     }
     struct weft__curl *c;
     if ((err = get(&c)) < 0) {
-        *code = CURLE_OUT_OF_MEMORY;
+        *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
         return err;
     }
     struct xfer x = {.easy = easy};
@@ -986,7 +1050,7 @@ static CURL *easy_take(struct weft__curl *c)
     weft__lock_acquire(&c->spare_lock);
     CURL *e = c->nspare ? c->spare[--c->nspare] : NULL;
     weft__lock_release(&c->spare_lock);
-    return e ? e : curl_easy_init();
+    return e ? e : cu.easy_init();
 }
 
 /* Not reset: weft_http_get sets the same options on every use. */
@@ -999,7 +1063,7 @@ static void easy_give(struct weft__curl *c, CURL *e)
     }
     weft__lock_release(&c->spare_lock);
     if (e)
-        curl_easy_cleanup(e);
+        cu.easy_cleanup(e);
 }
 
 int weft_http_get_until(const char *url, uint64_t deadline, struct weft_http_reply *out)
@@ -1016,18 +1080,18 @@ int weft_http_get_until(const char *url, uint64_t deadline, struct weft_http_rep
     int err = get(&c);
     CURL *e = err == 0 ? easy_take(c) : NULL;
     if (!e) {
-        out->code = CURLE_OUT_OF_MEMORY;
+        out->code = err == 0 || err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
         return err < 0 ? err : -ENOMEM;
     }
     struct buf head = {0}, body = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &head);
+    cu.easy_setopt(e, CURLOPT_URL, url);
+    cu.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    cu.easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    cu.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    cu.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    cu.easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    cu.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    cu.easy_setopt(e, CURLOPT_HEADERDATA, &head);
     err = weft_curl_perform_until(e, deadline, &out->code);
     if (head.oom || body.oom) {
         err = -ENOMEM;
@@ -1039,7 +1103,7 @@ int weft_http_get_until(const char *url, uint64_t deadline, struct weft_http_rep
         out->code = CURLE_OUT_OF_MEMORY;
     }
     if (err == 0) {
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+        cu.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
         out->headers = head.p;
         out->headers_len = head.len;
         out->body = body.p;

@@ -28,8 +28,6 @@ PACKAGES=(
   libudev-dev                          # hwloc.pc's Libs.private: pkg-config --static weft
   check libsubunit-dev                 # the unit-test framework
   libcurl4-openssl-dev libhttp-parser-dev  # HTTP client and server
-  libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev
-                                       # libcurl.pc's Libs.private: pkg-config --static weft
   valgrind                             # valgrind.h client requests
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the arm64 switch test
   hyperfine time                       # bench/: timing, peak RSS

@@ -19,7 +19,16 @@
  * (the default) is enough for plain HTTP; allow 256 KiB for HTTPS
  * (weft_spawn_opts, WEFT_STACK_SIZE).
  *
- * Link with libcurl as well when calling it directly (pkg-config libcurl).
+ * Loading. libweft does not link libcurl: it finds libcurl's functions at
+ * the first transfer, so that programs that make none do not load libcurl
+ * and the libraries it needs. It uses the libcurl the program has loaded
+ * already (a program that calls curl_easy_* itself links libcurl:
+ * pkg-config libcurl; a program that links it statically must export its
+ * symbols, -rdynamic, or weft loads a second libcurl that its easy handles
+ * do not belong to); failing that it loads libcurl.so.4, or the library
+ * the environment variable WEFT_LIBCURL names (a path or a soname, e.g.
+ * libcurl-gnutls.so.4). When none can be loaded, every call below returns
+ * -ELIBACC and the first says why on stderr.
  */
 #ifndef WEFT_CURL_H
 #define WEFT_CURL_H
@@ -52,6 +61,7 @@ extern "C" {
  *   -EBUSY       easy is in a transfer already (in another task).
  *   -ENOMEM      no memory for the multi handle or the transfer's record,
  *                or libcurl ran out (CURLE_OUT_OF_MEMORY).
+ *   -ELIBACC     libcurl could not be loaded (see Loading above).
  *   -ECANCELED   the calling task was cancelled: the transfer was taken
  *                out of the multi handle (its connection closed unless it
  *                had finished); whatever arrived was passed to the
@@ -80,7 +90,8 @@ WEFT_API int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *co
  * running runtime.
  *   -EPERM   no runtime is running.
  *   -EINVAL  another option, or a value libcurl refuses.
- *   -ENOMEM  no memory for the multi handle. */
+ *   -ENOMEM  no memory for the multi handle.
+ *   -ELIBACC libcurl could not be loaded (see Loading above). */
 WEFT_API int weft_curl_multi_setopt(CURLMoption option, long value);
 
 /* What weft_http_get() got: the final response, after any redirects. */
@@ -103,6 +114,7 @@ struct weft_http_reply {
  * tasks. May suspend. Task context.
  *   -EINVAL  url or out is NULL.
  *   -ENOMEM  no memory for the handle or the buffers.
+ *   -ELIBACC libcurl could not be loaded (see Loading above).
  *   other    as weft_curl_perform(): -ECANCELED, -ETIMEDOUT (_until),
  *            -ECONNREFUSED, -EIO, ... */
 WEFT_API int weft_http_get(const char *url, struct weft_http_reply *out);
