@@ -6,7 +6,8 @@
  *
  * Children are joined newest first, the order in which a LIFO worker would
  * run them anyway: that lets a join find the child it waits for still
- * unstarted at the top of its own ring and run it inline (docs/design.md).
+ * unstarted at the top of its own ring and run it inline
+ * (docs/design/run-queues.md).
  *   usage: w3_skynet [LEVELS]
  */
 #include <stdint.h>

@@ -179,7 +179,7 @@ struct weft_task_opts {
  *   -EPERM   called outside a task.
  *   -EINVAL  out or fn is NULL.
  *   -ENOMEM  no memory for the task, or the stack budget of the mprotect
- *            guard mode is spent (see docs/stacks.md). */
+ *            guard mode is spent (see docs/design/stacks.md). */
 WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg);
 
 /* weft_spawn() with a name and a stack size. Errors as weft_spawn(), and

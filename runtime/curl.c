@@ -69,7 +69,7 @@
  *     descriptor left for the duplicate, the transfer fails (-EMFILE).
  * The callbacks know a call of ours by `holder`, which is why it is read
  * through thread_id(): the thread a task runs on is never cached across a
- * suspension (docs/design.md, "What user code must not do").
+ * suspension (docs/design/rules.md).
  *
  * Completion. A caller waits for its transfer with the wait primitive of
  * waitq.c: its record (struct xfer, on its stack) is found by easy handle

@@ -1,8 +1,8 @@
 /*
  * Task stacks: mmap'd in slabs, a guard below each stack, kept in a
  * per-worker cache so that steady state maps nothing; and the report of a
- * stack overflow. See stack.c for the design and docs/stacks.md for what
- * each stack costs.
+ * stack overflow. See stack.c for the design and docs/design/stacks.md for
+ * what each stack costs.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H

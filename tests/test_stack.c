@@ -1,6 +1,7 @@
 /*
- * Suite "stack": stacks are reused, guards cost what docs/stacks.md says,
- * and an overflow is reported as one line naming the task, then abort.
+ * Suite "stack": stacks are reused, guards cost what docs/design/stacks.md
+ * says, and an overflow is reported as one line naming the task, then
+ * abort.
  */
 #include <errno.h>
 #include <signal.h>

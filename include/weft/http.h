@@ -6,7 +6,7 @@
  * each one in order and writes the responses back. Parsing is Debian's
  * http-parser (nodejs/http-parser 2.9); weft buffers what it reports,
  * enforces limits and refuses the message shapes that let two parsers
- * disagree on where a request ends (docs/design.md, "The HTTP server").
+ * disagree on where a request ends (docs/design/http-server.md).
  *
  * What a connection does:
  *  - HTTP/1.1 connections stay open between requests unless the client

@@ -37,11 +37,11 @@
  * register; the context switch leaves it alone.
  *
  * The resume is a ret to the restored x30, not a br, for the reason the
- * x86-64 file gives (docs/design.md): in a scheduler every suspended task
- * waits at the same return address, so the return-stack predictor, which
- * bl pushes and ret pops, predicts it and stays in step for the rets that
- * follow on the resumed side. A br would leave the entry pushed by the bl
- * to weft__ctx_swap unconsumed.
+ * x86-64 file gives (docs/design/switch.md): in a scheduler every
+ * suspended task waits at the same return address, so the return-stack
+ * predictor, which bl pushes and ret pops, predicts it and stays in step
+ * for the rets that follow on the resumed side. A br would leave the
+ * entry pushed by the bl to weft__ctx_swap unconsumed.
  *
  * Branch protection: the global functions start with a bti c landing pad
  * (hint #34, a no-op on cores without BTI). ret is not checked by BTI, so
