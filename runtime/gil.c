@@ -18,6 +18,16 @@
  * does not hold it: the token belongs to a worker's thread while that
  * thread runs tasks, so waiting overlaps and computing does not.
  *
+ * A token released while others wait is theirs (`reserved`): a take that
+ * starts after the release waits until one of the waiters has taken it.
+ * Without this, a task that releases the token around a short system call
+ * (a send on loopback: microseconds) takes it straight back before the
+ * waiter's thread has even woken (tens of microseconds on a virtual
+ * machine), and the convoy that CPython shows on a host with fast wakeups
+ * (every I/O call costs the I/O thread an interval) would depend on how
+ * fast this host wakes a thread. With it, the waiter that was there first
+ * gets the token, which is what forced switching promises.
+ *
  * Threads: take and drop on worker threads only; drop_request is read
  * without the lock by the holder. Everything else is under `mu`.
  */
@@ -44,6 +54,7 @@ int weft__gil_init(struct weft__gil *g, uint64_t interval_us)
     g->holder = g->last = NULL;
     g->switch_number = 0;
     g->nwaiting = 0;
+    g->reserved = false;
     g->interval_ns = interval_us * WEFT_USEC;
     g->handoffs = g->forced = 0;
     atomic_init(&g->drop_request, 0);
@@ -66,6 +77,9 @@ bool weft__gil_take(struct weft__gil *g, struct weft__worker *w)
 {
     uint64_t t0 = weft_now();
     pthread_mutex_lock(&g->mu);
+    /* Released to the workers that were waiting: not to this one. */
+    while (g->reserved)
+        pthread_cond_wait(&g->taken, &g->mu);
     g->nwaiting++;
     while (g->holder) {
         uint64_t seen = g->switch_number;
@@ -76,6 +90,7 @@ bool weft__gil_take(struct weft__gil *g, struct weft__worker *w)
     }
     g->nwaiting--;
     g->holder = w;
+    g->reserved = false;
     bool handoff = g->last && g->last != w;
     if (handoff)
         g->handoffs++;
@@ -95,6 +110,7 @@ void weft__gil_drop(struct weft__gil *g, struct weft__worker *w, bool forced)
     pthread_mutex_lock(&g->mu);
     g->holder = NULL;
     w->gil_held = false;
+    g->reserved = g->nwaiting > 0;
     pthread_cond_signal(&g->released);
     if (forced) {
         g->forced++;

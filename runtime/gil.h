@@ -19,6 +19,7 @@ struct weft__gil {
     struct weft__worker *last;   /* the previous holder: a take by another is a hand-off */
     uint64_t switch_number;      /* takes so far */
     unsigned nwaiting;           /* workers waiting in take */
+    bool reserved;               /* released while workers waited: one of them takes it next */
     uint64_t interval_ns;        /* the switch interval */
     uint64_t handoffs;           /* takes by a worker other than the last holder */
     uint64_t forced;             /* drops asked for by a waiter */
@@ -36,10 +37,11 @@ void weft__gil_term(struct weft__gil *g);
  * hand-off). Worker w's thread; blocks it. */
 bool weft__gil_take(struct weft__gil *g, struct weft__worker *w);
 
-/* Gives the token back. With `forced` (the holder drops because it was
- * asked to), waits until another worker has taken it, so that the asker
- * gets it rather than the releaser taking it straight back. Worker w's
- * thread, which holds the token. */
+/* Gives the token back. When other workers wait for it, one of them gets
+ * it next: a take that starts after this drop (the releaser's own, back
+ * from its system call) waits until one of them has taken it. With
+ * `forced` (the holder drops because it was asked to), the releaser waits
+ * here until then. Worker w's thread, which holds the token. */
 void weft__gil_drop(struct weft__gil *g, struct weft__worker *w, bool forced);
 
 /* Whether another worker waits for the token. Any thread. */
