@@ -2,6 +2,8 @@
 # Sets up a fresh Debian 12 machine for weft and then does one job:
 #
 #   scripts/setup.sh demo    install what is missing, build, run the main demo
+#                            (demos/lesson: the same jobs one task at a
+#                            time, under the GIL and in parallel)
 #   scripts/setup.sh test    install what is missing, build, run every test:
 #                            the release build; a release build with 4-slot
 #                            rings (overflow and injection paths all the
@@ -91,8 +93,8 @@ case "${1:-}" in
   demo)
     install_missing
     build build -DCMAKE_BUILD_TYPE=Release
-    say "running demos/echo_twice"
-    ./build/demos/echo_twice
+    say "running demos/lesson: concurrency or parallelism"
+    ./build/demos/lesson
     ;;
   test)
     install_missing
