@@ -11,7 +11,9 @@
 # (weft's benchmarks print figure=; the peer programs print the others);
 # without any, the whole-process wall time in ms. Peak RSS comes from GNU
 # time (package `time`) when present, else from the program's maxrss_kib=.
-# Runs: 5 by default, after 1 warm-up round.
+# Runs: 5 by default, after 1 warm-up round. The commands, and a line per
+# run ("[k/total] round r/RUNS NAME figure=..."), go to stderr; the table
+# goes to stdout, e.g. into bench/results/ for bench/plot.sh.
 #
 # Example (weft against a Go build of the same workload):
 #   bench/run.sh -n 7 weft=build/bench/w1_switch go="env GOMAXPROCS=1 ./w1"
@@ -65,6 +67,9 @@ run_one() {
       printf "%s %.3f %s\n", fig, wall / 1000, rss
     }'
 }
+
+echo "run.sh: $runs runs after $warm warm-up rounds, interleaved:" >&2
+for i in "${!cmds[@]}"; do echo "run.sh:   ${names[$i]}: ${cmds[$i]}" >&2; done
 
 total=$(( (warm + runs) * ${#cmds[@]} ))
 done_n=0

@@ -7,14 +7,19 @@
 #   scale     N=10000  C=256  D=50 ms   (ideal 2.00 s)
 #   nodelay   N=10000  C=64   D=0
 #
-#   bench/w8_fetch.sh [-r RUNS] [--fetch PATH] [--server CMD]
+#   bench/w8_fetch.sh [-r RUNS] [-o PREFIX] [--fetch PATH] [--server CMD]
 #                     [--url50 BASE --url0 BASE] [--ports P50,P0]
 #                     [--peer NAME=CMD ...] [CASE ...]
 #
 # For each case and client it prints the median whole-process wall time,
 # the median client CPU per request (user + sys of the client process over
 # N) and the median peak RSS, over RUNS runs (default 5) after one warm-up
-# round; every run must report bad=0.
+# round; every run must report bad=0. -o PREFIX also writes each case's
+# summary, with the min and max beside each median, to PREFIX_CASE.txt in
+# the form bench/plot.sh draws: `-o bench/results/w8` writes
+# bench/results/w8_seed.txt, w8_scale.txt and w8_nodelay.txt. The tables
+# go to stdout; the servers, the client commands and a line per run
+# ("[k/total] CASE round r/RUNS CLIENT wall=...") go to stderr.
 #
 # The server: by default the fetch demo's own (`fetch --serve`), started
 # here on 127.0.0.1 (ports 18091 for D=50, 18092 for D=0) and stopped by
@@ -40,9 +45,11 @@ url50="" url0=""
 ports=18091,18092
 peers=()
 cases=()
+outp=""
 while [ $# -gt 0 ]; do
   case $1 in
     -r) runs=$2; shift 2 ;;
+    -o) outp=$2; shift 2 ;;
     --fetch) fetch=$2; shift 2 ;;
     --server) server=$2; shift 2 ;;
     --url50) url50=$2; shift 2 ;;
@@ -55,6 +62,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#cases[@]} -gt 0 ] || cases=(seed scale nodelay)
 [ "$runs" -ge 1 ] || { echo "w8_fetch: -r $runs: at least 1 run" >&2; exit 2; }
+[ -z "$outp" ] || [ -d "$(dirname "$outp")" ] || { echo "w8_fetch: -o $outp: no such folder" >&2; exit 2; }
 [ -x "$fetch" ] || { echo "w8_fetch: $fetch: not built (cmake --build build)" >&2; exit 2; }
 gnutime=()
 [ -x /usr/bin/time ] && gnutime=(/usr/bin/time -f %M -o)
@@ -121,9 +129,28 @@ run_one() {
   echo "$t $rss" | awk '{ printf "%s %.3f %s 0\n", $1, $2 + $3, $4 }'
 }
 
-median() {
-  sort -g | awk '{ v[NR] = $1 }
-    END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+# One line per run on stderr: "[k/total] CASE round r/RUNS CLIENT wall=..."
+total=0
+for c in "${cases[@]}"; do total=$((total + (runs + 1) * (1 + ${#peers[@]}))); done
+done_n=0
+
+# summary CASE I N: client I's runs of CASE as "name wall_s min max
+# cpu_us_req min max rss_MiB", medians, min and max over the runs; CPU a
+# request is the client's user + sys over N.
+summary() {
+  awk -v name="${names[$2]}" -v n="$3" '
+    function median(a, k,   j, m, t) {
+      for (j = 2; j <= k; j++) { t = a[j]; for (m = j - 1; m >= 1 && a[m] > t; m--) a[m + 1] = a[m]; a[m + 1] = t }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    { k++; w[k] = $1 + 0; u[k] = $2 * 1e6 / n; m[k] = $3 == "-" ? "-" : $3 + 0
+      if (k == 1 || $1 < wmin) wmin = $1; if (k == 1 || $1 > wmax) wmax = $1
+      if (k == 1 || u[k] < umin) umin = u[k]; if (k == 1 || u[k] > umax) umax = u[k] }
+    END {
+      rss = m[1] == "-" ? "-" : sprintf("%.1f", median(m, k) / 1024)
+      printf "%-14s %10.4f %10.4f %10.4f %10.1f %10.1f %10.1f %8s\n", name, median(w, k), wmin, wmax,
+             median(u, k), umin, umax, rss
+    }' "$tmp/$1-$2"
 }
 
 for c in "${cases[@]}"; do
@@ -140,26 +167,35 @@ for c in "${cases[@]}"; do
     cmd=${cmd//\{c\}/$c_}
     cmds+=("${cmd//\{url\}/$url}")
   done
-  echo "## $c: N=$n C=$c_ D=$d ms, $runs runs after 1 warm-up, interleaved"
-  for i in "${!names[@]}"; do echo "#   ${names[$i]}: ${cmds[$i]}"; done
+  about="$c: N=$n C=$c_ D=$d ms, $runs runs after 1 warm-up, interleaved"
+  echo "w8_fetch: $about" >&2
+  for i in "${!names[@]}"; do echo "w8_fetch:   ${names[$i]}: ${cmds[$i]}" >&2; done
   for r in $(seq 0 "$runs"); do
-    line="#   run $r/$runs:"
-    [ "$r" = 0 ] && line="#   warm-up:"
+    label="round $r/$runs"
+    [ "$r" = 0 ] && label=warm-up
     for i in "${!names[@]}"; do
+      done_n=$((done_n + 1))
       res=$(run_one "${cmds[$i]}")
       [ "$r" -gt 0 ] && echo "$res" >>"$tmp/$c-$i"
-      line="$line ${names[$i]} $(echo "$res" | cut -d' ' -f1) s"
+      read -r wall cpu rss _ <<<"$res"
+      printf '[%d/%d] %-8s %-11s %-14s wall=%s s cpu=%s s rss_kib=%s\n' "$done_n" "$total" \
+        "$c" "$label" "${names[$i]}" "$wall" "$cpu" "$rss" >&2
     done
-    echo "$line"
   done
+  echo "## $about"
   printf '%-14s %10s %14s %14s\n' client "wall s" "CPU us/req" "peak RSS MiB"
   for i in "${!names[@]}"; do
-    wall=$(cut -d' ' -f1 "$tmp/$c-$i" | median)
-    cpu=$(cut -d' ' -f2 "$tmp/$c-$i" | median)
-    rss=$(cut -d' ' -f3 "$tmp/$c-$i" | { [ ${#gnutime[@]} -gt 0 ] && median || echo -; })
-    awk -v name="${names[$i]}" -v w="$wall" -v cpu="$cpu" -v n="$n" -v rss="$rss" 'BEGIN {
-      printf "%-14s %10.4f %14.1f %14s\n", name, w, cpu * 1e6 / n,
-             rss == "-" ? "-" : sprintf("%.1f", rss / 1024) }'
+    summary "$c" "$i" "$n" | awk '{ printf "%-14s %10.4f %14.1f %14s\n", $1, $2, $5, $8 }'
   done
   echo
+  if [ -n "$outp" ]; then
+    {
+      echo "# W8 http-fetch $about; medians, min and max; CPU: client user + sys over N"
+      printf '%-14s %10s %10s %10s %10s %10s %10s %8s\n' name wall_s wall_s_min wall_s_max \
+        cpu_us_req cpu_us_req_min cpu_us_req_max rss_MiB
+      for i in "${!names[@]}"; do summary "$c" "$i" "$n"; done
+    } >"$tmp/table"
+    mv "$tmp/table" "${outp}_$c.txt"
+    echo "w8_fetch: wrote ${outp}_$c.txt" >&2
+  fi
 done

@@ -6,7 +6,7 @@
 # divided by the requests wrk counted. Medians of 5 runs after 1 warm-up
 # round; with several servers the runs are interleaved (A B A B ...).
 #
-#   bench/w9_hello.sh [-n RUNS] [-w WARMUPS] [-d SECONDS] [-p PORT] [NAME=COMMAND ...]
+#   bench/w9_hello.sh [-n RUNS] [-w WARMUPS] [-d SECONDS] [-p PORT] [-o FILE] [NAME=COMMAND ...]
 #
 # The first server is always weft's demos/hello_server from the build in
 # WEFT_BUILD_DIR (default build/), run with WEFT_WORKERS=1 unless the
@@ -18,7 +18,11 @@
 #
 # Each server is started in its own process group, waited for until its
 # port accepts connections (at most 5 s), measured, and then killed with
-# its whole group.
+# its whole group. The servers' and wrk's command lines, and a line per
+# run ("[k/total] round r/RUNS NAME req/s=..."), go to stderr; the table
+# goes to stdout. -o FILE also writes the table, with the min and max
+# beside each median, to FILE in the form bench/plot.sh draws, e.g.
+# bench/results/w9_hello.txt.
 #
 # Prerequisites: wrk (Debian: apt-get install wrk), a built weft
 # (cmake --build build), and the peers' own programs.
@@ -30,17 +34,21 @@ runs=5
 warm=1
 secs=5
 port=8089
-usage="usage: $0 [-n RUNS] [-w WARMUPS] [-d SECONDS] [-p PORT] [NAME=COMMAND ...]"
-while getopts n:w:d:p: opt; do
+outf=""
+usage="usage: $0 [-n RUNS] [-w WARMUPS] [-d SECONDS] [-p PORT] [-o FILE] [NAME=COMMAND ...]"
+while getopts n:w:d:p:o: opt; do
   case $opt in
     n) runs=$OPTARG ;;
     w) warm=$OPTARG ;;
     d) secs=$OPTARG ;;
     p) port=$OPTARG ;;
+    o) outf=$OPTARG ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
+[ "$runs" -ge 1 ] || { echo "$0: -n $runs: at least 1 run" >&2; exit 2; }
+[ -z "$outf" ] || [ -d "$(dirname "$outf")" ] || { echo "$0: -o $outf: no such folder" >&2; exit 2; }
 
 command -v wrk >/dev/null || { echo "$0: needs wrk (Debian: apt-get install wrk)" >&2; exit 2; }
 build=${WEFT_BUILD_DIR:-build}
@@ -61,7 +69,7 @@ results=$(mktemp)
 pid=
 cleanup() {
   [ -n "$pid" ] && kill -- "-$pid" 2>/dev/null || true
-  rm -f "$results"
+  rm -f "$results" "$results.table"
 }
 trap cleanup EXIT
 
@@ -99,7 +107,7 @@ run_one() {
   fi
   local t0 t1 out
   t0=$(group_ticks "$pid")
-  out=$(wrk -t1 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/")
+  out=$("${wrk_args[@]}")
   t1=$(group_ticks "$pid")
   kill -- "-$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -121,6 +129,11 @@ run_one() {
     }'
 }
 
+wrk_args=(wrk -t1 -c64 "-d${secs}s" --latency "http://127.0.0.1:$port/")
+wrk_cmd=${wrk_args[*]}
+echo "w9_hello: $runs runs after $warm warm-up rounds, interleaved, each: $wrk_cmd" >&2
+for i in "${!cmds[@]}"; do echo "w9_hello:   ${names[$i]}: ${cmds[$i]}" >&2; done
+
 total=$(( (warm + runs) * ${#cmds[@]} ))
 done_n=0
 for ((r = -warm + 1; r <= runs; r++)); do
@@ -138,15 +151,39 @@ for ((r = -warm + 1; r <= runs; r++)); do
   done
 done
 
+# summary: per server "name req_s min max p99_ms min max cpu_us_req min
+# max", medians, min and max over the runs.
+summary() {
+  for i in "${!cmds[@]}"; do
+    awk -v i="$i" -v name="${names[$i]}" '
+      function median(a, n,   j, k, t) {
+        for (j = 2; j <= n; j++) { t = a[j]; for (k = j - 1; k >= 1 && a[k] > t; k--) a[k + 1] = a[k]; a[k + 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+      }
+      function range(a, n,   j, lo, hi) {
+        lo = hi = a[1]
+        for (j = 2; j <= n; j++) { if (a[j] < lo) lo = a[j]; if (a[j] > hi) hi = a[j] }
+        return lo " " hi
+      }
+      $1 == i { n++; rps[n] = $2 + 0; p99[n] = $3 + 0; cpu[n] = $4 + 0 }
+      END {
+        split(range(rps, n), r); split(range(p99, n), p); split(range(cpu, n), c)
+        printf "%-12s %10.0f %10.0f %10.0f %10.3f %10.3f %10.3f %10.2f %10.2f %10.2f\n", name,
+               median(rps, n), r[1], r[2], median(p99, n), p[1], p[2], median(cpu, n), c[1], c[2]
+      }' "$results"
+  done
+}
+
 printf '%-12s %12s %10s %16s   (medians of %d runs, wrk -t1 -c64 -d%ss)\n' \
   server req/s p99_ms cpu_us/request "$runs" "$secs"
-for i in "${!cmds[@]}"; do
-  awk -v i="$i" -v name="${names[$i]}" '
-    function median(a, n,   j, k, t) {
-      for (j = 2; j <= n; j++) { t = a[j]; for (k = j - 1; k >= 1 && a[k] > t; k--) a[k + 1] = a[k]; a[k + 1] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    $1 == i { n++; rps[n] = $2; p99[n] = $3; cpu[n] = $4 }
-    END { printf "%-12s %12.0f %10.3f %16.2f\n", name, median(rps, n), median(p99, n), median(cpu, n) }
-  ' "$results"
-done
+summary | awk '{ printf "%-12s %12.0f %10.3f %16.2f\n", $1, $2, $5, $8 }'
+if [ -n "$outf" ]; then
+  {
+    echo "# W9 hello: $wrk_cmd; medians, min and max of $runs runs after $warm warm-up rounds, interleaved"
+    printf '%-12s %10s %10s %10s %10s %10s %10s %10s %10s %10s\n' name req_s req_s_min req_s_max \
+      p99_ms p99_ms_min p99_ms_max cpu_us_req cpu_us_req_min cpu_us_req_max
+    summary
+  } >"$results.table"
+  mv "$results.table" "$outf"
+  echo "w9_hello: wrote $outf" >&2
+fi
