@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GIL convoy (docs/bench.md): demos/gil_convoy under the GIL at 5 ms
-# and 0.5 ms and in parallel mode, and optionally CPython's own convoy
+# The GIL convoy (docs/bench.md): demos/gil_convoy under the GIL at 50 ms,
+# 5 ms and 0.5 ms and in parallel mode, and optionally CPython's own convoy
 # script beside it, interleaved over ROUNDS rounds (default 5); prints,
 # per setting, the median per-trip time alone and beside the spinner and
 # the median wait0/wait1/wait2plus counts.
@@ -12,7 +12,8 @@
 #   bench/convoy.sh -n 5 -p PEERS/io/gil_convoy.py -o bench/results/convoy.txt
 #
 # TRIPS (default 200) is the number of round trips at the 5 ms interval;
-# the 0.5 ms and parallel runs make five times as many. The CPython script
+# the 0.5 ms and parallel runs make five times as many, the 50 ms runs a
+# fifth as many. The CPython script
 # (gil_convoy.py of the peer set) needs its echo server listening on
 # 127.0.0.1:18071 (TCP); run it first. The command lines, and every run's
 # own line with its place ("[k/total] round r/ROUNDS SETTING: ..."), go
@@ -40,17 +41,20 @@ demo=${WEFT_BUILD_DIR:-build}/demos/gil_convoy
 [ -x "$demo" ] || { echo "$0: $demo not built (cmake --build build)" >&2; exit 1; }
 PY=${PY:-/usr/bin/python3}
 many=$((trips * 5))
+few=$(( trips / 5 > 0 ? trips / 5 : 1 ))
 
 # A round: each weft run prints its alone and its beside-the-spinner line;
 # each CPython run prints one of them.
-names=(weft-gil-5ms weft-gil-0.5ms weft-parallel)
-cmds=("env WEFT_WORKERS=2 WEFT_MODE=gil $demo -n $trips"
+names=(weft-gil-50ms weft-gil-5ms weft-gil-0.5ms weft-parallel)
+cmds=("env WEFT_WORKERS=2 WEFT_MODE=gil WEFT_SWITCH_INTERVAL_US=50000 $demo -n $few"
+  "env WEFT_WORKERS=2 WEFT_MODE=gil $demo -n $trips"
   "env WEFT_WORKERS=2 WEFT_MODE=gil WEFT_SWITCH_INTERVAL_US=500 $demo -n $many"
   "env WEFT_WORKERS=2 $demo -n $many")
 if [ -n "$peer" ]; then
   for spin in 0 1; do
-    names+=(cpython-5ms cpython-0.5ms)
-    cmds+=("$PY $peer --proto tcp --n $trips --spin $spin --switch 0.005"
+    names+=(cpython-50ms cpython-5ms cpython-0.5ms)
+    cmds+=("$PY $peer --proto tcp --n $few --spin $spin --switch 0.05"
+      "$PY $peer --proto tcp --n $trips --spin $spin --switch 0.005"
       "$PY $peer --proto tcp --n $many --spin $spin --switch 0.0005")
   done
 fi
@@ -90,7 +94,7 @@ awk '
 
 [ -n "$outf" ] || exit 0
 {
-  echo "# The GIL convoy, $rounds rounds interleaved, $trips trips at 5 ms and $many at 0.5 ms and in parallel;" \
+  echo "# The GIL convoy, $rounds rounds interleaved, $few trips at 50 ms, $trips at 5 ms and $many at 0.5 ms and in parallel;" \
     "us a trip alone and beside the spinner, slowdown = beside / alone in the same round: medians, min and max;" \
     "median trip and wait counts beside the spinner: medians"
   printf '%-16s %9s %9s %9s %9s %9s %9s %9s %9s %9s %14s %6s %6s %9s\n' name \
@@ -117,7 +121,7 @@ awk '
       if ($2 > rounds) rounds = $2
     }
     END {
-      n = split("weft-gil-5ms cpython-5ms weft-gil-0.5ms cpython-0.5ms weft-parallel", order, " ")
+      n = split("weft-gil-50ms cpython-50ms weft-gil-5ms cpython-5ms weft-gil-0.5ms cpython-0.5ms weft-parallel", order, " ")
       for (o = 1; o <= n; o++) {
         s = order[o]; if (!(s in seen)) continue
         slow = ""
