@@ -170,8 +170,29 @@ typedef struct weft_task weft_task;
 struct weft_task_opts {
     const char *name;    /* up to 31 bytes are kept; shown in reports */
     size_t stack_size;   /* 0 = the runtime's stack_size */
-    uint64_t reserved[4]; /* zero */
+    uint32_t flags;      /* WEFT_TASK_* below, or 0 */
+    uint32_t reserved32; /* zero */
+    uint64_t reserved[3]; /* zero */
 };
+
+/* flags: the task runs on its worker's shared stack, and while it is
+ * suspended its stack holds only the bytes it used, copied out to the
+ * heap (a few hundred bytes for a task waiting in weft_sleep, against at
+ * least one 4 KiB page of a stack of its own). For many tasks that mostly
+ * wait. The costs and the rules:
+ *   - A switch that changes which task is on the shared stack copies the
+ *     leaving task's used bytes out and the arriving task's in
+ *     (docs/design/stacks.md has the measured cost); a switch to another
+ *     kind of task, or back to the task already on it, copies nothing.
+ *   - Memory on the task's stack is not there while it is suspended: no
+ *     other task (nor a generator it resumes from another task) may use a
+ *     pointer into the stack of a suspended WEFT_TASK_SHARED_STACK task.
+ *     Pass heap memory, or the task's own memory after it resumes.
+ *   - After its first run the task stays on that worker: it is not
+ *     stolen, and is woken there. It runs no child inline, and is never
+ *     run inline by a joiner.
+ *   - Its stack is the runtime's stack_size: opts->stack_size must be 0. */
+#define WEFT_TASK_SHARED_STACK 1u
 
 /* asyncio.create_task(): creates a task that will run fn(arg) concurrently
  * and stores its handle in *out. The task is not started before the caller
@@ -182,9 +203,11 @@ struct weft_task_opts {
  *            guard mode is spent (see docs/design/stacks.md). */
 WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg);
 
-/* weft_spawn() with a name and a stack size. Errors as weft_spawn(), and
- * Does not suspend. Task context, or a thread that is not a worker.
- *   -EINVAL  opts->stack_size is non-zero and outside [16 KiB, 1 GiB]. */
+/* weft_spawn() with a name, a stack size and flags. Does not suspend. Task
+ * context, or a thread that is not a worker. Errors as weft_spawn(), and
+ *   -EINVAL  opts->stack_size is non-zero and outside [16 KiB, 1 GiB]; a
+ *            flag that is not WEFT_TASK_*, or a reserved field that is not
+ *            zero; WEFT_TASK_SHARED_STACK with a stack_size. */
 WEFT_API int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg,
                              const struct weft_task_opts *opts);
 

@@ -206,8 +206,9 @@ int weft_chan_send_until(weft_chan *c, void *value, uint64_t deadline)
         weft__lock_release(&c->lock);
         return err;
     }
-    struct weft__waiter me = {.value = value};
-    return chan_wait(c, &c->senders, self, &me, deadline);
+    struct weft__waiter local, *me = weft__waiters(self, &local, 1);
+    *me = (struct weft__waiter){.value = value};
+    return chan_wait(c, &c->senders, self, me, deadline);
 }
 
 int weft_chan_send(weft_chan *c, void *value)
@@ -231,10 +232,11 @@ int weft_chan_recv_until(weft_chan *c, void **value, uint64_t deadline)
             *value = v;
         return err;
     }
-    struct weft__waiter me = {0};
-    err = chan_wait(c, &c->receivers, self, &me, deadline);
+    struct weft__waiter local, *me = weft__waiters(self, &local, 1);
+    *me = (struct weft__waiter){0};
+    err = chan_wait(c, &c->receivers, self, me, deadline);
     if (err == 0 && value)
-        *value = me.value;
+        *value = me->value;
     return err;
 }
 
@@ -365,6 +367,10 @@ int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
     for (size_t i = 0; i < n; i++)
         if (!ops[i].chan || (ops[i].dir != WEFT_CHAN_SEND && ops[i].dir != WEFT_CHAN_RECV))
             return -EINVAL;
+    /* Before any lock: a shared-stack task's waiters may need memory. */
+    struct weft__waiter local[SELECT_MAX], *me = weft__waiters(self, local, n);
+    if (!me)
+        return -ENOMEM;
     weft_chan *chans[SELECT_MAX];
     size_t m = distinct(ops, n, chans);
     lock_all(chans, m);
@@ -381,7 +387,6 @@ int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
         unlock_all(chans, m);
         return err;
     }
-    struct weft__waiter me[SELECT_MAX];
     uint64_t seq = weft__wait_seq(self);
     size_t won = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {

@@ -140,17 +140,17 @@ int weft_future_await(weft_future *f, uint64_t deadline, void **value)
         return err;
     }
     /* Any thread may settle it: not a deadlock while it waits. */
-    struct weft__waiter me;
-    int err = weft__waitq_enter(&f->lock, &f->waiters, &f->nwaiting, self, &me, deadline,
+    struct weft__waiter local, *me = weft__waiters(self, &local, 1);
+    int err = weft__waitq_enter(&f->lock, &f->waiters, &f->nwaiting, self, me, deadline,
                                 WEFT__WAIT_EXT);
     if (err == 0)
-        err = weft__waitq_park(&f->lock, &f->waiters, &f->nwaiting, self, &me, deadline,
+        err = weft__waitq_park(&f->lock, &f->waiters, &f->nwaiting, self, me, deadline,
                                WEFT_W_FUTURE, f, WEFT__WAIT_EXT);
     if (err < 0)
         return err;
-    if (value && me.status == 0)
-        *value = me.value;
-    return me.status;
+    if (value && me->status == 0)
+        *value = me->value;
+    return me->status;
 }
 
 int weft_gather(weft_task **tasks, size_t n, void **results, int *errors)

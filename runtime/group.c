@@ -200,12 +200,13 @@ int weft_group_wait_until(weft_group *g, uint64_t deadline)
             weft__lock_release(&g->lock);
             return -ETIMEDOUT;
         }
-        struct weft__waiter me = {.task = self, .seq = weft__wait_seq(self)};
-        weft__waitq_push(&g->waiter, &me);
-        int how = weft__wait(self, me.seq, &g->lock, until, WEFT_W_GROUP, g, cancelled);
+        struct weft__waiter local, *me = weft__waiters(self, &local, 1);
+        *me = (struct weft__waiter){.task = self, .seq = weft__wait_seq(self)};
+        weft__waitq_push(&g->waiter, me);
+        int how = weft__wait(self, me->seq, &g->lock, until, WEFT_W_GROUP, g, cancelled);
         if (how != WEFT_WAKE_WOKEN) {
             weft__lock_acquire(&g->lock);
-            weft__waitq_unlink(&g->waiter, &me);
+            weft__waitq_unlink(&g->waiter, me);
             if (how == WEFT_WAKE_TIMEDOUT) {
                 /* The members run on; the group stays open. */
                 g->waiting = 0;

@@ -364,7 +364,7 @@ static int fd_wait(struct weft__runtime *rt, struct weft__task *self, struct wef
         weft__lock_release(&f->lock);
         return err;
     }
-    struct weft__waiter me[2];
+    struct weft__waiter local[2], *me = weft__waiters(self, local, 2);
     uint64_t seq = weft__wait_seq(self);
     for (int d = RD; d <= WR; d++) {
         me[d] = (struct weft__waiter){.task = self, .seq = seq};

@@ -128,6 +128,14 @@ void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *
                 (unsigned long long)WEFT_CNT(w->n.unparks),
                 (unsigned long long)WEFT_CNT(w->n.inject_pops),
                 (unsigned long long)WEFT_CNT(w->n.overflows), (unsigned long long)w->timers.fired);
+        uint64_t saves = WEFT_CNT(w->n.shared_saves);
+        if (saves || WEFT_CNT(w->n.forwarded))
+            fprintf(stderr,
+                    "weft: worker %u: shared stack: %llu copies out, %.0f bytes each on average; "
+                    "%llu shared-stack tasks sent to their home worker\n",
+                    i, (unsigned long long)saves,
+                    saves ? (double)WEFT_CNT(w->n.shared_bytes) / (double)saves : 0.0,
+                    (unsigned long long)WEFT_CNT(w->n.forwarded));
     }
     if (rt->gil_on) {
         fprintf(stderr,

@@ -458,7 +458,9 @@ static _Noreturn void report_overflow(const struct weft__task *t)
     } else {
         put_str(buf, sizeof buf, &n, "): its stack is ");
     }
-    put_u64(buf, sizeof buf, &n, o->stack->size);
+    put_u64(buf, sizeof buf, &n, o->stack ? o->stack->size : o->fiber.stack_len);
+    if (!o->stack)
+        put_str(buf, sizeof buf, &n, " (its worker's shared stack)");
     put_str(buf, sizeof buf, &n, " bytes; raise WEFT_STACK_SIZE or weft_task_opts.stack_size");
     if (o != t)
         put_str(buf, sizeof buf, &n, ", or set WEFT_INLINE=0");

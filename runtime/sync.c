@@ -140,8 +140,8 @@ static void waitable_init(struct waitable *o)
 static int wait_on(struct waitable *o, struct weft__task *self, uint64_t deadline, unsigned flags,
                    const void *obj, weft_mutex *unlock)
 {
-    struct weft__waiter me;
-    int err = weft__waitq_enter(&o->lock, &o->q, &o->nwaiting, self, &me, deadline, flags);
+    struct weft__waiter local, *me = weft__waiters(self, &local, 1);
+    int err = weft__waitq_enter(&o->lock, &o->q, &o->nwaiting, self, me, deadline, flags);
     if (err < 0)
         return err;
     if (unlock) {
@@ -149,7 +149,7 @@ static int wait_on(struct waitable *o, struct weft__task *self, uint64_t deadlin
         mutex_release(unlock);
         weft__lock_release(&unlock->w.lock);
     }
-    err = weft__waitq_park(&o->lock, &o->q, &o->nwaiting, self, &me, deadline, WEFT_W_SYNC, obj,
+    err = weft__waitq_park(&o->lock, &o->q, &o->nwaiting, self, me, deadline, WEFT_W_SYNC, obj,
                            flags);
     if (unlock && mutex_lock(unlock, self, WEFT__NEVER, WEFT__WAIT_NOCANCEL) != 0)
         weft__panic("sync: could not take back the mutex of a condition wait");

@@ -205,6 +205,12 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->arg = arg;
     t->result = NULL;
     t->stack_size = opts && opts->stack_size ? weft__stack_round(opts->stack_size) : 0;
+    t->shared = opts && (opts->flags & WEFT_TASK_SHARED_STACK);
+    t->home = NULL;
+    t->saved = NULL;
+    t->saved_len = t->saved_cap = 0;
+    t->waiters = NULL;
+    t->waiters_cap = 0;
     atomic_store_explicit(&t->join, 0, memory_order_relaxed);
     atomic_store_explicit(&t->waits_on, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->state, WEFT_T_NEW, memory_order_relaxed);
@@ -350,15 +356,31 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
     if (opts && opts->stack_size &&
         (opts->stack_size < WEFT_STACK_MIN || opts->stack_size > WEFT_STACK_MAX))
         return -EINVAL;
+    if (opts && ((opts->flags & ~WEFT_TASK_SHARED_STACK) || opts->reserved32 ||
+                 opts->reserved[0] || opts->reserved[1] || opts->reserved[2] ||
+                 ((opts->flags & WEFT_TASK_SHARED_STACK) && opts->stack_size)))
+        return -EINVAL;
     if (rt->stacks.mode == WEFT_GUARD_MPROTECT) {
         uint64_t live = weft__live_tasks(rt);
         if (live >= rt->stacks.budget)
             return over_budget(rt, live);
     }
+    /* A shared-stack task's waiters live with it (waitq.h). */
+    struct weft__waiter *waiters = NULL;
+    if (opts && (opts->flags & WEFT_TASK_SHARED_STACK) &&
+        !(waiters = weft__alloc(WEFT__TASK_WAITERS * sizeof *waiters)))
+        return -ENOMEM;
     struct weft__task *t;
     int err = weft__task_new(w, &t, fn, arg, opts);
-    if (err < 0)
+    if (err < 0) {
+        if (waiters)
+            weft__free(waiters, WEFT__TASK_WAITERS * sizeof *waiters);
         return err;
+    }
+    if (waiters) {
+        t->waiters = waiters;
+        t->waiters_cap = WEFT__TASK_WAITERS;
+    }
     *out = weft__task_handle(t);
     if (w)
         weft__worker_ready(w, t);
@@ -431,7 +453,9 @@ static bool may_inline(const struct weft__worker *w, const struct weft__task *se
                        const struct weft__task *t)
 {
     size_t need = t->stack_size ? t->stack_size : w->rt->cfg.inline_min;
-    if (w->rt->cfg.inline_min == 0 || !self->fib->stack_lo)
+    /* A shared-stack task's stack is copied out whole when it is switched
+     * out (worker.c): a child on it would go with it, under another id. */
+    if (w->rt->cfg.inline_min == 0 || !self->fib->stack_lo || self->shared || t->shared)
         return false;
     char *sp = __builtin_frame_address(0);
     return (size_t)(sp - (char *)self->fib->stack_lo) >= need;

@@ -6,6 +6,7 @@
 #define WEFT_TASK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arch/context.h"
@@ -13,6 +14,7 @@
 
 struct weft__worker;
 struct weft__stack;
+struct weft__waiter;
 
 /* The states of a task, and who owns the task and its stack in each
  * (as Go's G states). */
@@ -70,6 +72,15 @@ struct weft__task {
     void *arg;
     void *result;                 /* written at exit, read by the joiner after WEFT_J_DONE */
     size_t stack_size;            /* rounded; 0 = the runtime's default */
+    /* WEFT_TASK_SHARED_STACK (worker.c, "Shared stacks"): it runs on its
+     * home worker's shared stack, and while another task is on that stack
+     * its used bytes are in `saved`. Written by its home worker only. */
+    struct weft__worker *home;    /* the worker of its first run, or NULL */
+    void *saved;                  /* its stack's used bytes, or NULL */
+    uint32_t saved_len, saved_cap;
+    struct weft__waiter *waiters; /* its waits' waiters (waitq.h, weft__waiters), or NULL */
+    uint32_t waiters_cap;
+    bool shared;                  /* spawned with WEFT_TASK_SHARED_STACK */
     uint64_t id;                  /* unique within the run; the main task is 1 */
     _Atomic uint64_t gen;         /* handle generation: bumped at each free */
     uint64_t deadline;            /* WEFT_W_SLEEP: when to wake */

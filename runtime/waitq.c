@@ -51,6 +51,7 @@
 
 #include <errno.h>
 
+#include "alloc.h"
 #include "race.h"
 #include "runtime.h"
 #include "timer.h"
@@ -80,6 +81,17 @@ uint64_t weft__waitq_wake_all(struct weft__waitq *q)
 uint64_t weft__wait_seq(struct weft__task *self)
 {
     return ++self->wait_seq;
+}
+
+struct weft__waiter *weft__task_waiters(struct weft__task *self, size_t n)
+{
+    if (n > self->waiters_cap) {
+        if (self->waiters)
+            weft__free(self->waiters, self->waiters_cap * sizeof *self->waiters);
+        self->waiters = weft__alloc(n * sizeof *self->waiters);
+        self->waiters_cap = self->waiters ? (uint32_t)n : 0;
+    }
+    return self->waiters;
 }
 
 int weft_checkpoint(void)

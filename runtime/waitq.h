@@ -38,6 +38,28 @@ static inline void weft__waitq_init(struct weft__waitq *q)
 }
 
 /* Queue operations; under the owning object's lock. */
+/* Room for n waiters of a shared-stack task's waits, kept with the task
+ * (waitq.c). Never NULL for n <= WEFT__TASK_WAITERS, which its spawn
+ * made room for; NULL for more when there is no memory. Task context of
+ * self. */
+#define WEFT__TASK_WAITERS 2
+struct weft__waiter *weft__task_waiters(struct weft__task *self, size_t n);
+
+
+/* Where the n waiters of the calling task's next wait live: on its own
+ * stack (local), except for a shared-stack task, whose stack bytes are
+ * copied out while it waits, to addresses that the next task on that
+ * stack uses (worker.c): its waiters, which wakers write to, live with
+ * the task instead. NULL only for n > WEFT__TASK_WAITERS, when there is no
+ * memory: call it before taking any lock then. Task context of self. */
+static inline struct weft__waiter *weft__waiters(struct weft__task *self,
+                                                 struct weft__waiter *local, size_t n)
+{
+    if (__builtin_expect(!self->shared, 1))
+        return local;
+    return weft__task_waiters(self, n);
+}
+
 static inline void weft__waitq_push(struct weft__waitq *q, struct weft__waiter *w)
 {
     w->next = NULL;

@@ -79,6 +79,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "poller.h"
 #include "runtime.h"
@@ -237,8 +238,152 @@ static void overflow(struct weft__worker *w, struct weft__task *t)
     WEFT_CNT_ADD(w->n.overflows, 1);
 }
 
+/* ---- shared stacks ------------------------------------------------------
+ *
+ * A task spawned with WEFT_TASK_SHARED_STACK has no stack of its own. It
+ * runs on its home worker's shared stack (the worker of its first run),
+ * whose `occupant` it is while its bytes are there. When a switch brings
+ * another shared-stack task onto the stack, the occupant's used bytes,
+ * from its saved stack pointer to the top, are copied to its `saved`
+ * buffer (the copy out), and the arriving task's bytes are copied back to
+ * the same addresses (the copy in). Switches between a shared-stack task
+ * and any other context copy nothing. The copy cannot be made while the
+ * thread runs on the shared stack itself: a switch from the occupant to
+ * another shared-stack task goes through the idle loop (`pending`), which
+ * runs on the thread's own stack.
+ *
+ * The copied bytes hold absolute addresses (frame pointers, pointers to
+ * locals), so the task must come back to the same addresses: it stays
+ * with its home worker. A worker that finds one of another's shared-stack
+ * tasks in its queues (stolen, shared, readied there) sends it home
+ * through the home's `inbox` and wakes the home if it is parked; the home
+ * looks at its inbox when its ring is empty and at each maintenance pass.
+ * The inbox push, a full fence and the look at park_word, against the
+ * parker's park_word store, its RMW and its look at the inbox in park(),
+ * is the usual pairing: one of the two sees the other. */
+
+/* Whether t must run on another worker than w. */
+static inline bool misplaced(const struct weft__worker *w, const struct weft__task *t)
+{
+    return __builtin_expect(t->home != NULL, 0) && t->home != w;
+}
+
+static void wake(struct weft__worker *w);
+static bool unlist(struct weft__runtime *rt, struct weft__worker *w);
+
+/* Sends t, runnable, to its home worker. Any thread. */
+static void send_home(struct weft__task *t)
+{
+    struct weft__worker *h = t->home;
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
+        atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
+    t->next = NULL;
+    weft__inject_push(&h->inbox, t, t, 1);
+    fence_full();
+    if (atomic_load(&h->park_word) == 1) {
+        /* Taken off the idle stack here, as unpark_one does, so that no
+         * worker counts it idle (and ends the run) once it runs t. */
+        struct weft__runtime *rt = h->rt;
+        pthread_mutex_lock(&rt->idle_lock);
+        bool listed = unlist(rt, h);
+        if (listed)
+            atomic_fetch_add(&rt->nsearching, 1);
+        pthread_mutex_unlock(&rt->idle_lock);
+        if (listed)
+            wake(h);
+    }
+}
+
+static struct weft__task *from_inbox(struct weft__worker *w)
+{
+    struct weft__task *t;
+    return weft__inject_len(&w->inbox) && weft__inject_pop(&w->inbox, &t, 1) == 1 ? t : NULL;
+}
+
+/* Copies n bytes (a multiple of 8) between a stack and a buffer. Under
+ * ASan the occupant's frames carry poisoned red zones, which a checked
+ * copy would report: the copy is then unchecked. */
+#ifdef WEFT_ASAN
+__attribute__((no_sanitize_address)) static void stack_copy(void *dst, const void *src, size_t n)
+{
+    volatile uint64_t *d = dst;
+    const volatile uint64_t *f = src;
+    for (size_t i = 0; i < n / 8; i++)
+        d[i] = f[i];
+}
+#else
+static inline void stack_copy(void *dst, const void *src, size_t n)
+{
+    memcpy(dst, src, n);
+}
+#endif
+
+/* The copy out: o's used bytes go to its buffer. o is suspended. */
+static void shared_save(struct weft__worker *w, struct weft__task *o, char *hi)
+{
+    char *sp = o->fiber.sp;
+    size_t n = (size_t)(hi - sp);
+    if (n > o->saved_cap) {
+        size_t cap = (n + 255) & ~(size_t)255;
+        void *b = o->saved ? weft__realloc(o->saved, o->saved_cap, cap) : weft__alloc(cap);
+        if (!b)
+            weft__panic("no memory to copy the %zu stack bytes of task \"%s\" (id %llu) out", n,
+                        o->name, (unsigned long long)o->id);
+        o->saved = b;
+        o->saved_cap = (uint32_t)cap;
+    }
+    stack_copy(o->saved, sp, n);
+    o->saved_len = (uint32_t)n;
+    WEFT_CNT_ADD(w->n.shared_saves, 1);
+    WEFT_CNT_ADD(w->n.shared_bytes, n);
+}
+
+static void task_entry(void *arg);
+
+/* Puts t on w's shared stack before a switch to it. Returns false when the
+ * thread runs on that stack now: the switch must go through the idle loop. */
+static bool shared_enter(struct weft__worker *w, struct weft__task *t)
+{
+    if (t->home && t->home != w)
+        weft__panic("shared-stack task %llu about to run on worker %u, not on its home worker %u",
+                    (unsigned long long)t->id, w->id, t->home->id);
+    if (w->occupant == t)
+        return true;
+    struct weft__stack *s = w->shared_stack;
+    if (!s) {
+        s = weft__stack_get(&w->rt->stacks, &w->stacks, w->rt->cfg.stack_size);
+        if (!s)
+            weft__panic("no memory or mapping left for worker %u's shared stack (%zu bytes)", w->id,
+                        w->rt->cfg.stack_size);
+        w->shared_stack = s;
+    }
+    char *lo = s->lo, *hi = s->lo + s->size;
+    char *here = __builtin_frame_address(0);
+    if (here >= lo && here < hi)
+        return false;
+    if (w->occupant)
+        shared_save(w, w->occupant, hi);
+#ifdef WEFT_ASAN
+    __asan_unpoison_memory_region(lo, s->size);
+#endif
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT_T_NEW) {
+        t->home = w;
+        weft__fiber_make(&t->fiber, lo, s->size, task_entry);
+        t->fib = &t->fiber;
+        WEFT_CNT_ADD(w->n.started, 1);
+    } else {
+        stack_copy(hi - t->saved_len, t->saved, t->saved_len);
+    }
+    w->occupant = t;
+    return true;
+}
+
 void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
 {
+    if (misplaced(w, t)) {
+        send_home(t);
+        return;
+    }
     if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
         atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
     /* Only a ring that was empty needs a wake-up: while it is not, every
@@ -254,6 +399,10 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
 
 void weft__worker_inject(struct weft__runtime *rt, struct weft__task *t)
 {
+    if (t->home) {
+        send_home(t);
+        return;
+    }
     weft__inject_push(&rt->inject, t, t, 1);
     notify(rt);
 }
@@ -359,7 +508,9 @@ static struct weft__task *maintenance(struct weft__worker *w)
      * caller, and the poll takes descriptors' locks. After the switch. */
     if (__builtin_expect(weft__poller_wanted(&w->rt->poller), 0))
         w->poll_due = true;
-    struct weft__task *t = from_inject(w);
+    struct weft__task *t = from_inbox(w);
+    if (!t)
+        t = from_inject(w);
     /* Yielders wait for every other ready task, but not forever: one of
      * them goes first every 61 passes. */
     if (!t && w->yields.head && ++w->yield_passes >= MAINTENANCE_INTERVAL) {
@@ -371,7 +522,7 @@ static struct weft__task *maintenance(struct weft__worker *w)
     return t;
 }
 
-static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
+static inline __attribute__((always_inline)) struct weft__task *pick_any(struct weft__worker *w)
 {
     struct weft__task *t;
     if (__builtin_expect(--w->tick == 0, 0)) {
@@ -381,6 +532,8 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
     }
     t = w->rt->cfg.lifo ? weft__ring_pop_newest(&w->ring, NULL) : own_oldest(w);
     if (t)
+        return t;
+    if ((t = from_inbox(w)) != NULL)
         return t;
     /* Before the yielders: a yield lets every other ready task run once,
      * and a ring's overflow waits in the injection queue. */
@@ -393,6 +546,19 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
     if (has_timers(w)) {
         weft__timers_fire(w);
         t = weft__ring_pop_newest(&w->ring, NULL);
+    }
+    return t;
+}
+
+/* The next task to run on w: pick_any's, but a shared-stack task of
+ * another worker is sent home instead. */
+static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
+{
+    struct weft__task *t = pick_any(w);
+    while (t && misplaced(w, t)) {
+        WEFT_CNT_ADD(w->n.forwarded, 1);
+        send_home(t);
+        t = pick_any(w);
     }
     return t;
 }
@@ -487,6 +653,11 @@ static struct weft__task *search(struct weft__worker *w)
         struct weft__task *t = steal_round(w);
         if (!t)
             t = from_inject(w);
+        if (t && misplaced(w, t)) {
+            WEFT_CNT_ADD(w->n.forwarded, 1);
+            send_home(t);
+            t = pick_next(w); /* the rest of the batch, if it came with one */
+        }
         if (t)
             return t;
     }
@@ -573,20 +744,37 @@ static bool decide_end(struct weft__runtime *rt)
     bool may_end = !rt->embedded || atomic_load(&rt->stopping);
     if (!may_end)
         return false;
-    uint64_t live = weft__live_tasks(rt);
-    if (live != 0) {
+    /* The caller's count of idle workers is from its own listing: since
+     * then another may have been taken off the idle stack and be running
+     * a task (woken by a thread that is not a worker, or sent a task of
+     * its own, or the caller itself taken off it). Every such change is
+     * made under idle_lock, and a worker runs nothing while it is listed,
+     * so under the lock, with every worker listed, nothing runs and the
+     * queues are what they are. */
+    pthread_mutex_lock(&rt->idle_lock);
+    bool quiet = atomic_load(&rt->nidle) == rt->nworkers && !work_anywhere(rt);
+    for (unsigned i = 0; quiet && i < rt->nworkers; i++)
+        quiet = weft__inject_len(&rt->workers[i].inbox) == 0;
+    uint64_t live = quiet ? weft__live_tasks(rt) : 0;
+    if (quiet && live != 0) {
         /* A thread that is not a worker may yet settle what they wait on:
          * sleep until it does (its wake-up comes through the injection
          * queue and unparks a worker). */
         if (atomic_load(&rt->ext_waits) || weft__poller_wanted(&rt->poller))
-            return false;
-        for (unsigned i = 0; i < rt->nworkers; i++)
+            quiet = false;
+        for (unsigned i = 0; quiet && i < rt->nworkers; i++)
             if (atomic_load_explicit(&rt->workers[i].ntimers, memory_order_relaxed))
-                return false;
-        report_deadlock(rt, live);
-        rt->exit_err = -EDEADLK;
+                quiet = false;
+        if (quiet) {
+            report_deadlock(rt, live);
+            rt->exit_err = -EDEADLK;
+        }
     }
-    atomic_store(&rt->done, true);
+    if (quiet)
+        atomic_store(&rt->done, true);
+    pthread_mutex_unlock(&rt->idle_lock);
+    if (!quiet)
+        return false;
     weft__worker_wake_all(rt);
     return true;
 }
@@ -642,7 +830,7 @@ static void park(struct weft__worker *w)
 
     /* Look again now that wakers can see us idle (the fence is the RMW). */
     bool ending = false;
-    if (work_anywhere(rt) || atomic_load(&rt->done)) {
+    if (work_anywhere(rt) || weft__inject_len(&w->inbox) || atomic_load(&rt->done)) {
         /* fall through to leave the idle stack */
     } else if (nidle == rt->nworkers && decide_end(rt)) {
         ending = true;
@@ -771,12 +959,17 @@ static __attribute__((noinline)) struct weft__worker *
 switch_to(struct weft__worker *w, struct weft__fiber *from, struct weft__task *next, bool exiting)
 {
     struct weft__fiber *to = &w->sched;
+    if (next && __builtin_expect(next->shared, 0) && !shared_enter(w, next)) {
+        w->pending = next; /* from the idle loop, off the shared stack */
+        next = NULL;
+    }
     if (__builtin_expect(w->rt->account, 0))
         account_switch(w, w->current, next, exiting);
     if (__builtin_expect(w->rt->trace_on, 0))
         trace_switch(w, next);
     if (next) {
-        if (atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW)
+        if (atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW &&
+            !next->shared)
             first_run(w, next);
         atomic_store_explicit(&next->state, WEFT_T_RUNNING, memory_order_relaxed);
         next->worker = w;
@@ -832,8 +1025,22 @@ struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__t
 static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
 {
     (void)arg;
-    weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
-    t->stack = NULL;
+    if (t->shared) {
+        if (w->occupant == t)
+            w->occupant = NULL;
+        if (t->saved)
+            weft__free(t->saved, t->saved_cap);
+        t->saved = NULL;
+        t->saved_len = t->saved_cap = 0;
+        t->home = NULL;
+        if (t->waiters)
+            weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
+        t->waiters = NULL;
+        t->waiters_cap = 0;
+    } else {
+        weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
+        t->stack = NULL;
+    }
     weft__fiber_release(&t->fiber);
     weft__task_finished(w, t);
 }
@@ -1003,7 +1210,11 @@ int weft__worker_loop(struct weft__worker *w)
 {
     struct weft__runtime *rt = w->rt;
     for (;;) {
-        struct weft__task *next = pick_next(w);
+        struct weft__task *next = w->pending;
+        if (next)
+            w->pending = NULL;
+        else
+            next = pick_next(w);
         if (!next)
             next = search(w);
         if (!next && rt->nworkers > 1 && fire_others(w))
@@ -1030,6 +1241,11 @@ int weft__worker_loop(struct weft__worker *w)
     }
     if (w->gil_held)
         weft__gil_drop(&rt->gil, w, false);
+    /* Every task has finished: nothing is on the shared stack. */
+    if (w->shared_stack) {
+        weft__stack_put(&rt->stacks, &w->stacks, w->shared_stack);
+        w->shared_stack = NULL;
+    }
     return rt->exit_err;
 }
 
@@ -1044,6 +1260,7 @@ int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned
     w->rr = (id + 1) % (rt->nworkers ? rt->nworkers : 1);
     weft__timers_init(&w->timers);
     weft__stack_cache_init(&w->stacks);
+    weft__inject_init(&w->inbox);
     return 0;
 }
 
@@ -1085,5 +1302,6 @@ void weft__worker_detach(struct weft__worker *w)
 void weft__worker_term(struct weft__worker *w)
 {
     weft__stack_cache_term(&w->stacks);
+    weft__inject_term(&w->inbox);
     weft__timers_term(&w->timers);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arch/context.h"
+#include "inject.h"
 #include "ring.h"
 #include "task.h"
 #include "stack.h"
@@ -44,6 +45,9 @@ struct weft__worker_counters {
     _Atomic uint64_t overflows;  /* times the ring was full and half went to the injection queue */
     _Atomic uint64_t unreleased; /* finished tasks whose handle is not released (may go negative) */
     _Atomic uint64_t io_waits;   /* tasks that waited for a descriptor here */
+    _Atomic uint64_t shared_saves; /* shared-stack tasks copied off this worker's shared stack */
+    _Atomic uint64_t shared_bytes; /* the bytes those copies held */
+    _Atomic uint64_t forwarded;  /* shared-stack tasks found here and sent to their home worker */
 };
 
 #define WEFT_CNT_ADD(field, n)                                                                     \
@@ -89,6 +93,12 @@ struct weft__worker {
     uint64_t gil_wait_ns;          /* GIL mode: time spent waiting for the token; owner */
     uint64_t acct_sum[WEFT_ACCT_N]; /* accounted time of the tasks that finished here */
     struct weft__trace_buf trace;  /* WEFT_TRACE events; owner only */
+    /* Shared stacks (WEFT_TASK_SHARED_STACK; worker.c). Owner only, but
+     * the inbox, which any thread pushes to. */
+    struct weft__stack *shared_stack; /* made at the first shared-stack task; or NULL */
+    struct weft__task *occupant;   /* the shared-stack task whose bytes are on it, or NULL */
+    struct weft__task *pending;    /* the one to switch to from the idle loop, or NULL */
+    struct weft__inject inbox;     /* shared-stack tasks of this worker readied elsewhere */
 } __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,

@@ -12,7 +12,7 @@
 #                            the AddressSanitizer + UndefinedBehaviorSanitizer
 #                            build; the ThreadSanitizer build (the stress,
 #                            ring, scheduler, waiting-object, I/O, HTTP,
-#                            curl and blocking-pool tests); a one-minute
+#                            curl, blocking-pool and shared-stack tests); a one-minute
 #                            libFuzzer run on the HTTP server's request
 #                            path (clang), seeded with tests/http_corpus
 #
@@ -106,7 +106,7 @@ case "${1:-}" in
     say "release build: tests"
     ctest --test-dir build --output-on-failure -j "$jobs"
     say "release build, 4-slot rings: task, scheduler and stress tests"
-    ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|stress_tasks|stress_cancel'
+    ctest --test-dir build-ring4 --output-on-failure -j "$jobs" -R 'test_task|test_sched|test_shared_stack|stress_tasks|stress_cancel'
     say "race-window build: interleavings forced through widened windows"
     ctest --test-dir build-race --output-on-failure -j "$jobs" -R 'race_windows'
     say "AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
@@ -114,7 +114,7 @@ case "${1:-}" in
     fuzz_http 60
     # Last, so that the output ends with ctest's summary.
     say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP, curl and blocking-pool tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl|test_blocking'
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl|test_blocking|test_shared_stack'
 
     ;;
   *)

@@ -1,0 +1,554 @@
+/*
+ * Suite "shared_stack": tasks spawned with WEFT_TASK_SHARED_STACK, which
+ * run on their worker's shared stack and keep only the bytes they used
+ * while suspended (worker.c, "shared stacks"). Each test on 1, 2 and 4
+ * workers; white-box only for the worker a task runs on.
+ *
+ *  - locals_survive_suspensions: 64 shared-stack tasks each fill a local
+ *    array with their own pattern, then sleep, yield and wait on a channel
+ *    many times while the others run on the same stack; after each
+ *    suspension the array and a chain of locals through their frames are
+ *    intact, and each result is its own.
+ *  - deep_frames_are_copied_whole: tasks that suspend 40 KiB down a
+ *    recursion (most of the 64 KiB stack) and check every frame's bytes
+ *    after each resume, beside shallow ones.
+ *  - stays_on_its_worker: a shared-stack task that suspends 200 times, on
+ *    sleeps and on channel values sent from tasks on every worker, is
+ *    always resumed on the worker of its first run; ordinary tasks beside
+ *    it are free to move.
+ *  - many_sleepers_each_run_once: 20,000 shared-stack sleepers (fewer
+ *    under sanitizers): every one runs exactly once and returns its own
+ *    id, joined in spawn order.
+ *  - pingpong_between_shared_tasks: two shared-stack tasks pass a counter
+ *    through two rendezvous channels 10,000 times; the count is exact.
+ *  - generator_in_a_shared_task: a generator's body (on its own stack)
+ *    yields values to a shared-stack task that sleeps between resumes;
+ *    the body itself sleeps now and then, with the task's frames copied
+ *    out meanwhile.
+ *  - cancel_a_sleeping_shared_task: weft_cancel ends its sleep with
+ *    -ECANCELED; the task cleans up and returns.
+ *  - never_inline: a join of an unstarted shared-stack child does not run
+ *    it on the joiner's stack, nor does a shared-stack task run its
+ *    children inline; results are right.
+ *  - bad_options: an unknown flag, a reserved field that is not zero, and
+ *    WEFT_TASK_SHARED_STACK with a stack size are -EINVAL.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "runtime.h"
+#include "util.h"
+#include "worker.h"
+
+static unsigned workers_of[] = {1, 2, 4};
+
+static const struct weft_task_opts shared_opts = {.flags = WEFT_TASK_SHARED_STACK};
+
+static weft_task *spawn_shared(weft_fn fn, void *arg)
+{
+    weft_task *t = NULL;
+    CHECK(weft_spawn_opts(&t, fn, arg, &shared_opts) == 0);
+    return t;
+}
+
+static unsigned worker_id(void)
+{
+    return weft__worker_self()->id;
+}
+
+/* Children run inline so far, on every worker. */
+static uint64_t inlined(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < weft__rt->nworkers; i++)
+        n += WEFT_CNT(weft__rt->workers[i].n.inlined);
+    return n;
+}
+
+/* ---- locals across suspensions --------------------------------------------- */
+
+static weft_chan *ticks;
+
+/* Fills buf with a pattern of seed, and checks it. */
+static void fill(uint64_t *buf, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = seed * 0x9e3779b97f4a7c15u + i;
+}
+
+static bool intact(const uint64_t *buf, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != seed * 0x9e3779b97f4a7c15u + i)
+            return false;
+    return true;
+}
+
+/* Suspends in one of three ways. */
+static void suspend(unsigned k)
+{
+    switch (k % 3) {
+    case 0:
+        CHECK(weft_sleep(WEFT_USEC * (k % 5)) == 0);
+        break;
+    case 1:
+        CHECK(weft_yield() == 0);
+        break;
+    default: {
+        void *v;
+        CHECK(weft_chan_recv(ticks, &v) == 0);
+        break;
+    }
+    }
+}
+
+/* A chain of frames, each with a local that points at the one above it. */
+static uint64_t nested(unsigned depth, const uint64_t *up, uint64_t seed, unsigned k)
+{
+    uint64_t here = seed ^ depth;
+    if (depth == 0) {
+        suspend(k);
+        return here;
+    }
+    uint64_t below = nested(depth - 1, &here, seed, k);
+    CHECK(here == (seed ^ depth));
+    CHECK(up == NULL || *up == (seed ^ (depth + 1)));
+    return below + here;
+}
+
+static void *patterned(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    uint64_t buf[96];
+    fill(buf, 96, seed);
+    for (unsigned k = 0; k < 60; k++) {
+        uint64_t expect = 0;
+        for (unsigned d = 0; d <= 5; d++)
+            expect += seed ^ d;
+        CHECK(nested(5, NULL, seed, k + (unsigned)seed) == expect);
+        CHECK(intact(buf, 96, seed));
+    }
+    return (void *)(uintptr_t)(seed * 3);
+}
+
+/* Sends a tick now and then, so that channel waits end. */
+static _Atomic int ticking;
+static void *ticker(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&ticking)) {
+        void *v = NULL;
+        if (weft_chan_try_send(ticks, v) != 0)
+            CHECK(weft_yield() == 0);
+    }
+    return NULL;
+}
+
+static void *locals_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&ticks, 0) == 0);
+    atomic_store(&ticking, 1);
+    weft_task *tk;
+    CHECK(weft_spawn(&tk, ticker, NULL) == 0);
+    weft_task *t[64];
+    for (uintptr_t i = 0; i < 64; i++)
+        t[i] = spawn_shared(patterned, (void *)(i + 1));
+    for (uintptr_t i = 0; i < 64; i++) {
+        void *r = NULL;
+        CHECK(weft_join(t[i], &r) == 0);
+        CHECK((uintptr_t)r == (i + 1) * 3);
+    }
+    atomic_store(&ticking, 0);
+    CHECK(weft_join(tk, NULL) == 0);
+    CHECK(weft_chan_free(ticks) == 0);
+    return NULL;
+}
+
+START_TEST(locals_survive_suspensions)
+{
+    run_on_workers(workers_of[_i], locals_main);
+}
+END_TEST
+
+/* ---- deep frames ---------------------------------------------------------------- */
+
+/* 40 frames of about 1 KiB each. */
+static uint64_t deep(unsigned depth, uint64_t seed)
+{
+    uint64_t buf[120];
+    fill(buf, 120, seed + depth);
+    uint64_t r;
+    if (depth == 0) {
+        CHECK(weft_sleep(WEFT_USEC * 50) == 0);
+        CHECK(weft_yield() == 0);
+        r = 1;
+    } else {
+        r = deep(depth - 1, seed) + 1;
+    }
+    CHECK(intact(buf, 120, seed + depth));
+    __asm__ volatile("" ::"r"(buf) : "memory"); /* keep the frame */
+    return r;
+}
+
+static void *deep_task(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    for (int k = 0; k < 5; k++)
+        CHECK(deep(seed % 2 ? 40 : 2, seed) == (seed % 2 ? 41u : 3u));
+    return NULL;
+}
+
+static void *deep_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[16];
+    for (uintptr_t i = 0; i < 16; i++)
+        t[i] = spawn_shared(deep_task, (void *)(i + 100));
+    for (int i = 0; i < 16; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    return NULL;
+}
+
+START_TEST(deep_frames_are_copied_whole)
+{
+    run_on_workers(workers_of[_i], deep_main);
+}
+END_TEST
+
+/* ---- pinning ---------------------------------------------------------------------- */
+
+static weft_chan *to_pinned;
+
+static void *pinned(void *arg)
+{
+    (void)arg;
+    unsigned home = worker_id();
+    for (int k = 0; k < 200; k++) {
+        if (k % 2) {
+            void *v;
+            CHECK(weft_chan_recv(to_pinned, &v) == 0);
+        } else {
+            CHECK(weft_sleep(WEFT_USEC * 20) == 0);
+        }
+        CHECK(worker_id() == home);
+    }
+    return NULL;
+}
+
+static void *feeder(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 25; k++) {
+        CHECK(weft_chan_send(to_pinned, NULL) == 0);
+        CHECK(weft_yield() == 0);
+    }
+    return NULL;
+}
+
+static void *spinner_task(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 300; k++)
+        CHECK(weft_yield() == 0);
+    return NULL;
+}
+
+static void *pin_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&to_pinned, 0) == 0);
+    weft_task *p[4], *f[16], *s[8];
+    for (int i = 0; i < 4; i++)
+        p[i] = spawn_shared(pinned, NULL);
+    for (int i = 0; i < 8; i++)
+        CHECK(weft_spawn(&s[i], spinner_task, NULL) == 0);
+    /* 4 tasks x 100 receives = 16 feeders x 25 sends. */
+    for (int i = 0; i < 16; i++)
+        CHECK(weft_spawn(&f[i], feeder, NULL) == 0);
+    for (int i = 0; i < 16; i++)
+        CHECK(weft_join(f[i], NULL) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(weft_join(p[i], NULL) == 0);
+    for (int i = 0; i < 8; i++)
+        CHECK(weft_join(s[i], NULL) == 0);
+    CHECK(weft_chan_free(to_pinned) == 0);
+    return NULL;
+}
+
+START_TEST(stays_on_its_worker)
+{
+    run_on_workers(workers_of[_i], pin_main);
+}
+END_TEST
+
+/* ---- many sleepers ------------------------------------------------------------------ */
+
+static _Atomic unsigned long *runs;
+
+static void *sleeper(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    CHECK(weft_sleep(WEFT_MSEC) == 0);
+    atomic_fetch_add(&runs[id], 1);
+    return (void *)(id ^ 0x5a5a);
+}
+
+static void *sleepers_main(void *arg)
+{
+    (void)arg;
+    unsigned long n = scaled(20000);
+    runs = calloc(n, sizeof *runs);
+    weft_task **t = malloc(n * sizeof *t);
+    CHECK(runs && t);
+    for (uintptr_t i = 0; i < n; i++)
+        t[i] = spawn_shared(sleeper, (void *)i);
+    for (uintptr_t i = 0; i < n; i++) {
+        void *r = NULL;
+        CHECK(weft_join(t[i], &r) == 0);
+        CHECK((uintptr_t)r == (i ^ 0x5a5a));
+    }
+    for (unsigned long i = 0; i < n; i++)
+        CHECK(atomic_load(&runs[i]) == 1);
+    free(t);
+    free((void *)runs);
+    return NULL;
+}
+
+START_TEST(many_sleepers_each_run_once)
+{
+    run_on_workers(workers_of[_i], sleepers_main);
+}
+END_TEST
+
+/* ---- pingpong ------------------------------------------------------------------------- */
+
+static weft_chan *ping, *pong;
+#define TRIPS 10000
+
+static void *pinger(void *arg)
+{
+    (void)arg;
+    uintptr_t n = 0;
+    for (int i = 0; i < TRIPS; i++) {
+        void *v;
+        CHECK(weft_chan_send(ping, (void *)n) == 0);
+        CHECK(weft_chan_recv(pong, &v) == 0);
+        n = (uintptr_t)v;
+    }
+    return (void *)n;
+}
+
+static void *ponger(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < TRIPS; i++) {
+        void *v;
+        CHECK(weft_chan_recv(ping, &v) == 0);
+        CHECK(weft_chan_send(pong, (void *)((uintptr_t)v + 1)) == 0);
+    }
+    return NULL;
+}
+
+static void *pingpong_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&ping, 0) == 0 && weft_chan_new(&pong, 0) == 0);
+    weft_task *a = spawn_shared(pinger, NULL), *b = spawn_shared(ponger, NULL);
+    void *r = NULL;
+    CHECK(weft_join(a, &r) == 0);
+    CHECK((uintptr_t)r == TRIPS);
+    CHECK(weft_join(b, NULL) == 0);
+    CHECK(weft_chan_free(ping) == 0 && weft_chan_free(pong) == 0);
+    return NULL;
+}
+
+START_TEST(pingpong_between_shared_tasks)
+{
+    run_on_workers(workers_of[_i], pingpong_main);
+}
+END_TEST
+
+/* ---- a generator ---------------------------------------------------------------------- */
+
+static void *counting(weft_gen *self, void *arg)
+{
+    (void)arg;
+    for (uintptr_t i = 1; i <= 50; i++) {
+        /* The body's task is switched out here, in the body's frames, and
+         * the shared stack goes to other tasks meanwhile. */
+        if (i % 10 == 0)
+            CHECK(weft_sleep(WEFT_USEC * 20) == 0);
+        CHECK(weft_gen_yield(self, (void *)i, NULL) == 0);
+    }
+    return (void *)(uintptr_t)1000;
+}
+
+static void *gen_user(void *arg)
+{
+    (void)arg;
+    uint64_t buf[32];
+    fill(buf, 32, 7);
+    weft_gen *g;
+    CHECK(weft_gen_new(&g, counting, NULL) == 0);
+    uintptr_t sum = 0;
+    void *v;
+    int err;
+    while ((err = weft_gen_next(g, &v)) == 0) {
+        sum += (uintptr_t)v;
+        CHECK(weft_sleep(WEFT_USEC * 10) == 0);
+        CHECK(intact(buf, 32, 7));
+    }
+    CHECK(err == WEFT_GEN_DONE && (uintptr_t)v == 1000);
+    weft_gen_free(g);
+    return (void *)sum;
+}
+
+static void *gen_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[8];
+    for (int i = 0; i < 8; i++)
+        t[i] = spawn_shared(gen_user, NULL);
+    for (int i = 0; i < 8; i++) {
+        void *r = NULL;
+        CHECK(weft_join(t[i], &r) == 0);
+        CHECK((uintptr_t)r == 50 * 51 / 2);
+    }
+    return NULL;
+}
+
+START_TEST(generator_in_a_shared_task)
+{
+    run_on_workers(workers_of[_i], gen_main);
+}
+END_TEST
+
+/* ---- cancellation ----------------------------------------------------------------------- */
+
+static void *long_sleeper(void *arg)
+{
+    (void)arg;
+    uint64_t buf[16];
+    fill(buf, 16, 3);
+    int err = weft_sleep(60 * WEFT_SEC);
+    CHECK(intact(buf, 16, 3));
+    return (void *)(intptr_t)err;
+}
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[10];
+    for (int i = 0; i < 10; i++)
+        t[i] = spawn_shared(long_sleeper, NULL);
+    CHECK(weft_sleep(5 * WEFT_MSEC) == 0);
+    for (int i = 0; i < 10; i++)
+        CHECK(weft_cancel(t[i]) == 0);
+    for (int i = 0; i < 10; i++) {
+        void *r = NULL;
+        CHECK(weft_join(t[i], &r) == 0);
+        CHECK((intptr_t)r == -ECANCELED);
+    }
+    return NULL;
+}
+
+START_TEST(cancel_a_sleeping_shared_task)
+{
+    run_on_workers(workers_of[_i], cancel_main);
+}
+END_TEST
+
+/* ---- no inline runs ---------------------------------------------------------------------- */
+
+static void *child(void *arg)
+{
+    return (void *)((uintptr_t)arg * 2);
+}
+
+static void *shared_parent(void *arg)
+{
+    (void)arg;
+    uintptr_t sum = 0;
+    for (uintptr_t i = 1; i <= 20; i++) {
+        weft_task *c;
+        CHECK(weft_spawn(&c, child, (void *)i) == 0);
+        void *r = NULL;
+        CHECK(weft_join(c, &r) == 0);
+        sum += (uintptr_t)r;
+    }
+    return (void *)sum;
+}
+
+static void *inline_main(void *arg)
+{
+    (void)arg;
+    uint64_t before = inlined();
+    /* An ordinary joiner and an unstarted shared child. */
+    for (uintptr_t i = 1; i <= 20; i++) {
+        weft_task *c = spawn_shared(child, (void *)i);
+        void *r = NULL;
+        CHECK(weft_join(c, &r) == 0);
+        CHECK((uintptr_t)r == 2 * i);
+    }
+    /* A shared joiner and ordinary children. */
+    weft_task *p = spawn_shared(shared_parent, NULL);
+    void *r = NULL;
+    CHECK(weft_join(p, &r) == 0);
+    CHECK((uintptr_t)r == 2 * 210);
+    CHECK(inlined() == before);
+    return NULL;
+}
+
+START_TEST(never_inline)
+{
+    run_on_workers(workers_of[_i], inline_main);
+}
+END_TEST
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+static void *options_main(void *arg)
+{
+    (void)arg;
+    weft_task *t = NULL;
+    struct weft_task_opts o = {.flags = 2};
+    CHECK(weft_spawn_opts(&t, child, NULL, &o) == -EINVAL);
+    o = (struct weft_task_opts){.flags = WEFT_TASK_SHARED_STACK, .stack_size = 128 * 1024};
+    CHECK(weft_spawn_opts(&t, child, NULL, &o) == -EINVAL);
+    o = (struct weft_task_opts){.reserved32 = 1};
+    CHECK(weft_spawn_opts(&t, child, NULL, &o) == -EINVAL);
+    o = (struct weft_task_opts){.reserved = {0, 0, 9}};
+    CHECK(weft_spawn_opts(&t, child, NULL, &o) == -EINVAL);
+    CHECK(t == NULL);
+    o = (struct weft_task_opts){.name = "ok", .flags = WEFT_TASK_SHARED_STACK};
+    CHECK(weft_spawn_opts(&t, child, (void *)4, &o) == 0);
+    void *r = NULL;
+    CHECK(weft_join(t, &r) == 0 && (uintptr_t)r == 8);
+    return NULL;
+}
+
+START_TEST(bad_options)
+{
+    run_on_workers(workers_of[_i], options_main);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("shared_stack");
+    TCase *tc = tcase_create("shared_stack");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, locals_survive_suspensions, 0, 3);
+    tcase_add_loop_test(tc, deep_frames_are_copied_whole, 0, 3);
+    tcase_add_loop_test(tc, stays_on_its_worker, 0, 3);
+    tcase_add_loop_test(tc, many_sleepers_each_run_once, 0, 3);
+    tcase_add_loop_test(tc, pingpong_between_shared_tasks, 0, 3);
+    tcase_add_loop_test(tc, generator_in_a_shared_task, 0, 3);
+    tcase_add_loop_test(tc, cancel_a_sleeping_shared_task, 0, 3);
+    tcase_add_loop_test(tc, never_inline, 0, 3);
+    tcase_add_loop_test(tc, bad_options, 0, 3);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
