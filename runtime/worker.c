@@ -294,6 +294,26 @@ static void send_home(struct weft__task *t)
     }
 }
 
+/* Sends home the tasks of batch[0..n) that are another worker's, keeps
+ * the rest in order, and returns how many it kept. For the batches that
+ * move tasks from shared queues into w's own (steals, the injection
+ * queue), so that w's ring never holds another's shared-stack task: the
+ * hot path, a pop from the ring, need not look. */
+static __attribute__((noinline)) uint32_t keep_own(struct weft__worker *w, struct weft__task **batch,
+                                                 uint32_t n)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (misplaced(w, batch[i])) {
+            WEFT_CNT_ADD(w->n.forwarded, 1);
+            send_home(batch[i]);
+        } else {
+            batch[kept++] = batch[i];
+        }
+    }
+    return kept;
+}
+
 static struct weft__task *from_inbox(struct weft__worker *w)
 {
     struct weft__task *t;
@@ -425,6 +445,8 @@ static struct weft__task *from_inject(struct weft__worker *w)
     if (n == 0)
         return NULL;
     WEFT_CNT_ADD(w->n.inject_pops, n);
+    if ((n = keep_own(w, batch, n)) == 0)
+        return NULL;
     weft__ring_push_many(&w->ring, batch + 1, n - 1);
     if (n > 1 && rt->nworkers > 1)
         notify(rt);
@@ -522,7 +544,7 @@ static struct weft__task *maintenance(struct weft__worker *w)
     return t;
 }
 
-static inline __attribute__((always_inline)) struct weft__task *pick_any(struct weft__worker *w)
+static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
 {
     struct weft__task *t;
     if (__builtin_expect(--w->tick == 0, 0)) {
@@ -533,8 +555,6 @@ static inline __attribute__((always_inline)) struct weft__task *pick_any(struct 
     t = w->rt->cfg.lifo ? weft__ring_pop_newest(&w->ring, NULL) : own_oldest(w);
     if (t)
         return t;
-    if ((t = from_inbox(w)) != NULL)
-        return t;
     /* Before the yielders: a yield lets every other ready task run once,
      * and a ring's overflow waits in the injection queue. */
     if ((t = from_inject(w)) != NULL)
@@ -543,22 +563,13 @@ static inline __attribute__((always_inline)) struct weft__task *pick_any(struct 
         share_yields(w);
         return t;
     }
+    /* After the yielders (maintenance looks here too, every
+     * MAINTENANCE_INTERVAL decisions): off the path of a yield. */
+    if ((t = from_inbox(w)) != NULL)
+        return t;
     if (has_timers(w)) {
         weft__timers_fire(w);
         t = weft__ring_pop_newest(&w->ring, NULL);
-    }
-    return t;
-}
-
-/* The next task to run on w: pick_any's, but a shared-stack task of
- * another worker is sent home instead. */
-static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
-{
-    struct weft__task *t = pick_any(w);
-    while (t && misplaced(w, t)) {
-        WEFT_CNT_ADD(w->n.forwarded, 1);
-        send_home(t);
-        t = pick_any(w);
     }
     return t;
 }
@@ -586,6 +597,9 @@ static struct weft__task *steal_from(struct weft__worker *w, struct weft__worker
         return NULL;
     WEFT_CNT_ADD(w->n.steals, 1);
     WEFT_CNT_ADD(w->n.stolen, (uint64_t)n);
+    n = (int)keep_own(w, batch, (uint32_t)n);
+    if (n == 0)
+        return NULL;
     weft__ring_push_many(&w->ring, batch, (uint32_t)n - 1);
     return batch[n - 1];
 }
@@ -653,11 +667,6 @@ static struct weft__task *search(struct weft__worker *w)
         struct weft__task *t = steal_round(w);
         if (!t)
             t = from_inject(w);
-        if (t && misplaced(w, t)) {
-            WEFT_CNT_ADD(w->n.forwarded, 1);
-            send_home(t);
-            t = pick_next(w); /* the rest of the batch, if it came with one */
-        }
         if (t)
             return t;
     }
@@ -959,16 +968,18 @@ static __attribute__((noinline)) struct weft__worker *
 switch_to(struct weft__worker *w, struct weft__fiber *from, struct weft__task *next, bool exiting)
 {
     struct weft__fiber *to = &w->sched;
-    if (next && __builtin_expect(next->shared, 0) && !shared_enter(w, next)) {
-        w->pending = next; /* from the idle loop, off the shared stack */
-        next = NULL;
+    if (next && __builtin_expect(next->shared, 0)) {
+        if (!shared_enter(w, next)) {
+            w->pending = next; /* from the idle loop, off the shared stack */
+            next = NULL;
+        }
     }
     if (__builtin_expect(w->rt->account, 0))
         account_switch(w, w->current, next, exiting);
     if (__builtin_expect(w->rt->trace_on, 0))
         trace_switch(w, next);
     if (next) {
-        if (atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW &&
+        if (__builtin_expect(atomic_load_explicit(&next->state, memory_order_relaxed) == WEFT_T_NEW, 0) &&
             !next->shared)
             first_run(w, next);
         atomic_store_explicit(&next->state, WEFT_T_RUNNING, memory_order_relaxed);

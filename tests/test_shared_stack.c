@@ -19,8 +19,9 @@
  *  - many_sleepers_each_run_once: 20,000 shared-stack sleepers (fewer
  *    under sanitizers): every one runs exactly once and returns its own
  *    id, joined in spawn order.
- *  - pingpong_between_shared_tasks: two shared-stack tasks pass a counter
- *    through two rendezvous channels 10,000 times; the count is exact.
+ *  - pingpong_between_shared_tasks: two tasks, either or both of them
+ *    shared-stack tasks, pass a counter through two rendezvous channels
+ *    10,000 times, four runs of each pairing; the count is exact.
  *  - generator_in_a_shared_task: a generator's body (on its own stack)
  *    yields values to a shared-stack task that sleeps between resumes;
  *    the body itself sleeps now and then, with the task's frames copied
@@ -351,11 +352,22 @@ static void *ponger(void *arg)
     return NULL;
 }
 
+/* Which sides are shared-stack tasks: 3 both, 2 the ponger, 1 the pinger. */
+static unsigned pingpong_sides;
+
 static void *pingpong_main(void *arg)
 {
     (void)arg;
     CHECK(weft_chan_new(&ping, 0) == 0 && weft_chan_new(&pong, 0) == 0);
-    weft_task *a = spawn_shared(pinger, NULL), *b = spawn_shared(ponger, NULL);
+    weft_task *a = NULL, *b = NULL;
+    if (pingpong_sides & 1)
+        a = spawn_shared(pinger, NULL);
+    else
+        CHECK(weft_spawn(&a, pinger, NULL) == 0);
+    if (pingpong_sides & 2)
+        b = spawn_shared(ponger, NULL);
+    else
+        CHECK(weft_spawn(&b, ponger, NULL) == 0);
     void *r = NULL;
     CHECK(weft_join(a, &r) == 0);
     CHECK((uintptr_t)r == TRIPS);
@@ -364,9 +376,14 @@ static void *pingpong_main(void *arg)
     return NULL;
 }
 
+/* Several runs each: the wake-ups cross workers in a different order
+ * every time (this found a run declared deadlocked while a worker that
+ * had just been sent a task was running it). */
 START_TEST(pingpong_between_shared_tasks)
 {
-    run_on_workers(workers_of[_i], pingpong_main);
+    for (int round = 0; round < 4; round++)
+        for (pingpong_sides = 1; pingpong_sides <= 3; pingpong_sides++)
+            run_on_workers(workers_of[_i], pingpong_main);
 }
 END_TEST
 
