@@ -15,9 +15,16 @@ struct weft__worker;
 /* A worker's heap. `lock` guards heap, len and cap: the owner adds and
  * fires, and a task whose wait ended otherwise removes its own deadline
  * from whichever worker's heap holds it. `fired` is the owner's. */
+/* A heap entry: the deadline is kept beside the task, so that sifting
+ * compares entries of the array and touches no task but the one moved. */
+struct weft__timer_ent {
+    uint64_t deadline;
+    struct weft__task *task;
+};
+
 struct weft__timers {
     struct weft__lock lock;
-    struct weft__task **heap;
+    struct weft__timer_ent *heap;
     uint32_t len, cap;
     uint64_t fired;
 };
