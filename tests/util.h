@@ -77,15 +77,24 @@ static inline unsigned long scaled(unsigned long n)
     return d > 1 ? n / d : n;
 }
 
-/* Runs the suite in forked children (each test gets a fresh process, and a
- * crash fails one test, not the runner) and returns the exit status. */
-static inline int run_suite(Suite *s)
+/* Runs the suite and returns the exit status; in forked children (each
+ * test gets a fresh process, and a crash fails one test, not the runner)
+ * unless `fork` or, with CK_FORK_GETENV, the environment's CK_FORK says
+ * otherwise. */
+static inline int run_suite_as(Suite *s, enum fork_status fork)
 {
     SRunner *sr = srunner_create(s);
+    if (fork != CK_FORK_GETENV)
+        srunner_set_fork_status(sr, fork);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+static inline int run_suite(Suite *s)
+{
+    return run_suite_as(s, CK_FORK_GETENV);
 }
 
 /* For checks inside hot task bodies: Check's ck_assert writes to a pipe
