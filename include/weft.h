@@ -187,7 +187,9 @@ struct weft_task_opts {
  *   - Memory on the task's stack is not there while it is suspended: no
  *     other task (nor a generator it resumes from another task) may use a
  *     pointer into the stack of a suspended WEFT_TASK_SHARED_STACK task.
- *     Pass heap memory, or the task's own memory after it resumes.
+ *     Pass heap memory, or the task's own memory after it resumes. That
+ *     includes what libcurl's callbacks write to (CURLOPT_WRITEDATA, ...)
+ *     during a weft_curl_perform: they run in other tasks.
  *   - After its first run the task stays on that worker: it is not
  *     stolen, and is woken there. It runs no child inline, and is never
  *     run inline by a joiner.

@@ -967,31 +967,44 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
         *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
         return err;
     }
-    struct xfer x = {.easy = easy};
+    /* The record is written by whichever task completes the transfer while
+     * this one waits: on this task's stack, except for a shared-stack task,
+     * whose frames are elsewhere while it waits (docs/design/stacks.md). */
+    struct xfer local = {.easy = easy}, *x = &local;
+    if (self->shared) {
+        if (!(x = weft__zalloc(sizeof *x))) {
+            *code = CURLE_OUT_OF_MEMORY;
+            return -ENOMEM;
+        }
+        x->easy = easy;
+    }
     lock(c);
-    err = xfer_start(c, &x);
+    err = xfer_start(c, x);
     /* Runs the timeout of 0 the add asked for: the transfer starts here. */
     unlock(c);
     if (err < 0) {
         *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
-        return err;
+    } else {
+        err = xfer_wait(c, x, self, deadline);
+        if (err < 0 || !x->removed) {
+            /* Cancelled, past the deadline, or failed by weft: the handle
+             * comes out here, unless a completer took it out meanwhile. */
+            lock(c);
+            if (xfer_find(c, easy) == x)
+                xfer_stop(c, x);
+            unlock(c);
+        }
+        if (err == 0) {
+            *code = x->code;
+            err = x->err ? x->err : curl_err(easy, x->code);
+        } else {
+            *code = err == -ECANCELED   ? CURLE_ABORTED_BY_CALLBACK
+                    : err == -ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT
+                                        : CURLE_OUT_OF_MEMORY;
+        }
     }
-    err = xfer_wait(c, &x, self, deadline);
-    if (err < 0 || !x.removed) {
-        /* Cancelled, past the deadline, or failed by weft: the handle
-         * comes out here, unless a completer took it out meanwhile. */
-        lock(c);
-        if (xfer_find(c, easy) == &x)
-            xfer_stop(c, &x);
-        unlock(c);
-    }
-    if (err == 0) {
-        *code = x.code;
-        return x.err ? x.err : curl_err(easy, x.code);
-    }
-    *code = err == -ECANCELED   ? CURLE_ABORTED_BY_CALLBACK
-            : err == -ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT
-                                : CURLE_OUT_OF_MEMORY;
+    if (x != &local)
+        weft__free(x, sizeof *x);
     return err;
 }
 
@@ -1083,35 +1096,46 @@ int weft_http_get_until(const char *url, uint64_t deadline, struct weft_http_rep
         out->code = err == 0 || err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
         return err < 0 ? err : -ENOMEM;
     }
-    struct buf head = {0}, body = {0};
+    /* The callbacks fill the buffers from whichever task moves the
+     * transfer on, while this one waits: their records are on this task's
+     * stack, except for a shared-stack task's (docs/design/stacks.md). */
+    struct buf local[2] = {{0}}, *bufs = local;
+    if (weft__current_task()->shared && !(bufs = weft__zalloc(sizeof local))) {
+        easy_give(c, e);
+        out->code = CURLE_OUT_OF_MEMORY;
+        return -ENOMEM;
+    }
+    struct buf *head = &bufs[0], *body = &bufs[1];
     cu.easy_setopt(e, CURLOPT_URL, url);
     cu.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     cu.easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     cu.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     cu.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    cu.easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    cu.easy_setopt(e, CURLOPT_WRITEDATA, body);
     cu.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    cu.easy_setopt(e, CURLOPT_HEADERDATA, &head);
+    cu.easy_setopt(e, CURLOPT_HEADERDATA, head);
     err = weft_curl_perform_until(e, deadline, &out->code);
-    if (head.oom || body.oom) {
+    if (head->oom || body->oom) {
         err = -ENOMEM;
         out->code = CURLE_OUT_OF_MEMORY;
     }
     /* A reply without a body (or headers) still gets an empty string. */
-    if (err == 0 && ((!body.p && !buf_put(&body, "", 0)) || (!head.p && !buf_put(&head, "", 0)))) {
+    if (err == 0 && ((!body->p && !buf_put(body, "", 0)) || (!head->p && !buf_put(head, "", 0)))) {
         err = -ENOMEM;
         out->code = CURLE_OUT_OF_MEMORY;
     }
     if (err == 0) {
         cu.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
-        out->headers = head.p;
-        out->headers_len = head.len;
-        out->body = body.p;
-        out->body_len = body.len;
+        out->headers = head->p;
+        out->headers_len = head->len;
+        out->body = body->p;
+        out->body_len = body->len;
     } else {
-        free(head.p);
-        free(body.p);
+        free(head->p);
+        free(body->p);
     }
+    if (bufs != local)
+        weft__free(bufs, sizeof local);
     easy_give(c, e);
     return err;
 }

@@ -282,26 +282,36 @@ static void stop(struct server *srv, weft_group *g)
 int weft_http_serve_fd(int lfd, weft_http_handler handler, void *arg,
                        const struct weft_http_options *opts)
 {
-    struct server srv = {.handler = handler, .arg = arg};
-    atomic_init(&srv.stopping, false);
+    /* On the heap, not in this frame: the connection tasks read it while
+     * this task waits, and a shared-stack task's frames are elsewhere then
+     * (docs/design/stacks.md). */
+    struct server *srv = weft__zalloc(sizeof *srv);
     int err = 0;
-    if (!weft_self())
+    if (!srv)
+        err = -ENOMEM;
+    else if (!weft_self())
         err = -EPERM;
     else if (lfd < 0 || !handler)
         err = -EINVAL;
     else
-        err = weft__http_options_resolve(&srv.opt, opts);
+        err = weft__http_options_resolve(&srv->opt, opts);
     weft_group *g = NULL;
     if (err == 0)
         err = weft_group_new(&g);
     if (err < 0) {
         if (lfd >= 0)
             (void)weft_close(lfd);
+        if (srv)
+            weft__free(srv, sizeof *srv);
         return err;
     }
-    err = accept_loop(&srv, g, lfd);
+    srv->handler = handler;
+    srv->arg = arg;
+    atomic_init(&srv->stopping, false);
+    err = accept_loop(srv, g, lfd);
     (void)weft_close(lfd);
-    stop(&srv, g);
+    stop(srv, g);
+    weft__free(srv, sizeof *srv);
     return err;
 }
 
