@@ -367,10 +367,13 @@ int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
     for (size_t i = 0; i < n; i++)
         if (!ops[i].chan || (ops[i].dir != WEFT_CHAN_SEND && ops[i].dir != WEFT_CHAN_RECV))
             return -EINVAL;
-    /* Before any lock: a shared-stack task's waiters may need memory. */
-    struct weft__waiter local[SELECT_MAX], *me = weft__waiters(self, local, n);
+    /* Before any lock: a shared-stack task's waiters may need memory. One
+     * more than the operations: the winner writes its index into the last
+     * one's `index` (with the waiters, off a shared-stack task's stack). */
+    struct weft__waiter local[SELECT_MAX + 1], *me = weft__waiters(self, local, n + 1);
     if (!me)
         return -ENOMEM;
+    size_t *won = &me[n].index;
     weft_chan *chans[SELECT_MAX];
     size_t m = distinct(ops, n, chans);
     lock_all(chans, m);
@@ -388,9 +391,9 @@ int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
         return err;
     }
     uint64_t seq = weft__wait_seq(self);
-    size_t won = SIZE_MAX;
+    *won = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
-        me[i] = (struct weft__waiter){.task = self, .seq = seq, .op = &won, .index = i};
+        me[i] = (struct weft__waiter){.task = self, .seq = seq, .op = won, .index = i};
         if (ops[i].dir == WEFT_CHAN_SEND) {
             me[i].value = ops[i].value;
             weft__waitq_push(&ops[i].chan->senders, &me[i]);
@@ -413,8 +416,9 @@ int weft_chan_select(struct weft_chan_op *ops, size_t n, uint64_t deadline)
     unlock_all(chans, m);
     if (how != WEFT_WAKE_WOKEN)
         return how < 0 ? how : weft__wait_error(self, how);
-    ops[won].status = me[won].status;
-    if (ops[won].dir == WEFT_CHAN_RECV && me[won].status == 0)
-        ops[won].value = me[won].value;
-    return (int)won;
+    size_t i = *won;
+    ops[i].status = me[i].status;
+    if (ops[i].dir == WEFT_CHAN_RECV && me[i].status == 0)
+        ops[i].value = me[i].value;
+    return (int)i;
 }

@@ -31,6 +31,10 @@
  *  - never_inline: a join of an unstarted shared-stack child does not run
  *    it on the joiner's stack, nor does a shared-stack task run its
  *    children inline; results are right.
+ *  - select_in_shared_tasks: shared-stack tasks select over three
+ *    channels that ordinary and shared-stack senders feed; the winner's
+ *    index, written by the waker while the selector waits, is right, and
+ *    every value arrives once.
  *  - io_between_shared_tasks: pairs of shared-stack tasks echo over
  *    socketpairs with weft_read and weft_write, waiting on the poller
  *    (two waiters a wait) while the others use the stack; every byte
@@ -538,6 +542,78 @@ START_TEST(never_inline)
 }
 END_TEST
 
+/* ---- select ---------------------------------------------------------------------------- */
+
+#define SEL_SENDERS 6
+#define SEL_EACH 300
+static weft_chan *sel[3];
+static _Atomic unsigned long sel_sum, sel_count;
+
+static void *sel_sender(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    for (uintptr_t k = 1; k <= SEL_EACH; k++)
+        CHECK(weft_chan_send(sel[(id + k) % 3], (void *)(id * 1000 + k)) == 0);
+    return NULL;
+}
+
+static void *sel_receiver(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct weft_chan_op ops[3];
+        for (int i = 0; i < 3; i++)
+            ops[i] = (struct weft_chan_op){.chan = sel[i], .dir = WEFT_CHAN_RECV};
+        int r = weft_chan_select(ops, 3, WEFT_NEVER);
+        if (r == -EPIPE || (r >= 0 && ops[r].status == -EPIPE))
+            return NULL;
+        CHECK(r >= 0 && r < 3);
+        if (r < 0)
+            return NULL;
+        CHECK(ops[r].status == 0);
+        atomic_fetch_add(&sel_sum, (uintptr_t)ops[r].value);
+        atomic_fetch_add(&sel_count, 1);
+    }
+}
+
+static void *select_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&sel_sum, 0);
+    atomic_store(&sel_count, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(weft_chan_new(&sel[i], 0) == 0);
+    weft_task *r[4], *snd[SEL_SENDERS];
+    for (int i = 0; i < 4; i++)
+        r[i] = spawn_shared(sel_receiver, NULL);
+    unsigned long want = 0;
+    for (uintptr_t i = 0; i < SEL_SENDERS; i++) {
+        if (i % 2)
+            snd[i] = spawn_shared(sel_sender, (void *)i);
+        else
+            CHECK(weft_spawn(&snd[i], sel_sender, (void *)i) == 0);
+        for (uintptr_t k = 1; k <= SEL_EACH; k++)
+            want += i * 1000 + k;
+    }
+    for (int i = 0; i < SEL_SENDERS; i++)
+        CHECK(weft_join(snd[i], NULL) == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(weft_chan_close(sel[i]) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(weft_join(r[i], NULL) == 0);
+    CHECK(atomic_load(&sel_count) == SEL_SENDERS * SEL_EACH);
+    CHECK(atomic_load(&sel_sum) == want);
+    for (int i = 0; i < 3; i++)
+        CHECK(weft_chan_free(sel[i]) == 0);
+    return NULL;
+}
+
+START_TEST(select_in_shared_tasks)
+{
+    run_on_workers(workers_of[_i], select_main);
+}
+END_TEST
+
 /* ---- I/O ------------------------------------------------------------------------------ */
 
 #define ECHO_ROUNDS 200
@@ -707,6 +783,7 @@ int main(void)
     tcase_add_loop_test(tc, generator_in_a_shared_task, 0, 3);
     tcase_add_loop_test(tc, cancel_a_sleeping_shared_task, 0, 3);
     tcase_add_loop_test(tc, never_inline, 0, 3);
+    tcase_add_loop_test(tc, select_in_shared_tasks, 0, 3);
     tcase_add_loop_test(tc, io_between_shared_tasks, 0, 3);
     tcase_add_loop_test(tc, http_in_shared_tasks, 0, 3);
     tcase_add_loop_test(tc, bad_options, 0, 3);
