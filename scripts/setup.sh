@@ -113,7 +113,7 @@ case "${1:-}" in
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
     fuzz_http 60
     # Last, so that the output ends with ctest's summary.
-    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP, curl and blocking-pool tests"
+    say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP, curl, blocking-pool and shared-stack tests"
     ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl|test_blocking|test_shared_stack'
 
     ;;
