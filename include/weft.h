@@ -189,7 +189,9 @@ struct weft_task_opts {
  *     pointer into the stack of a suspended WEFT_TASK_SHARED_STACK task.
  *     Pass heap memory, or the task's own memory after it resumes. That
  *     includes what libcurl's callbacks write to (CURLOPT_WRITEDATA, ...)
- *     during a weft_curl_perform: they run in other tasks.
+ *     during a weft_curl_perform, which run in other tasks, and what a
+ *     weft_blocking function reads or writes (its arg itself, if on the
+ *     task's stack, is refused with -EINVAL).
  *   - After its first run the task stays on that worker: it is not
  *     stolen, and is woken there. It runs no child inline, and is never
  *     run inline by a joiner.
@@ -979,7 +981,9 @@ WEFT_API int weft_close(int fd);
  * pending for the task's next suspension, and arg stays in use until fn
  * returns. May suspend. Task context.
  *   -EPERM   called outside a task.
- *   -EINVAL  fn is NULL.
+ *   -EINVAL  fn is NULL, or the caller is a WEFT_TASK_SHARED_STACK task
+ *            and arg points into its stack (fn would use it while the
+ *            task's bytes are copied out: pass heap memory).
  *   -ENOMEM  no memory for the call, or no pool thread could be started
  *            and none is alive. */
 WEFT_API int weft_blocking(void *(*fn)(void *arg), void *arg, void **result);

@@ -386,6 +386,11 @@ static int call(void *(*fn)(void *), void *arg, void (*drop)(void *, void *), ui
         return -EPERM;
     if (!fn)
         return -EINVAL;
+    /* fn runs while the caller waits, and a shared-stack task's frames are
+     * elsewhere then (docs/design/stacks.md): an arg that points into them
+     * would be written or read where another task's frames are. */
+    if (self->shared && weft__on_shared_stack(self->worker, arg))
+        return -EINVAL;
     /* Room for the deadline first: once j is queued, the wait cannot fail. */
     if (deadline != WEFT__NEVER && weft__timers_reserve(self->worker) < 0)
         return -ENOMEM;

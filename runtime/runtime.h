@@ -45,6 +45,8 @@ struct weft__runtime {
     struct weft__blocking blocking; /* the blocking-call pool (blocking.c) */
     _Atomic uint64_t next_id;      /* task ids, handed to workers in blocks */
     _Atomic uint64_t ext_spawned;  /* tasks spawned by threads that are not workers */
+    _Atomic uint64_t shared_live;  /* WEFT_TASK_SHARED_STACK tasks spawned and not finished:
+                                      they map no stack of their own */
     _Atomic uint64_t ext_released; /* finished tasks released by threads that are not workers */
     _Atomic uint64_t ext_waits;    /* tasks waiting on something any thread may end (a
                                       future): while there are any, a run where every task

@@ -459,9 +459,10 @@ static _Noreturn void report_overflow(const struct weft__task *t)
         put_str(buf, sizeof buf, &n, "): its stack is ");
     }
     put_u64(buf, sizeof buf, &n, o->stack ? o->stack->size : o->fiber.stack_len);
-    if (!o->stack)
-        put_str(buf, sizeof buf, &n, " (its worker's shared stack)");
-    put_str(buf, sizeof buf, &n, " bytes; raise WEFT_STACK_SIZE or weft_task_opts.stack_size");
+    if (o->stack)
+        put_str(buf, sizeof buf, &n, " bytes; raise WEFT_STACK_SIZE or weft_task_opts.stack_size");
+    else
+        put_str(buf, sizeof buf, &n, " bytes (its worker's shared stack); raise WEFT_STACK_SIZE");
     if (o != t)
         put_str(buf, sizeof buf, &n, ", or set WEFT_INLINE=0");
     put_str(buf, sizeof buf, &n, "\n");

@@ -84,6 +84,20 @@ int weft__task_table_init(struct weft__task_table *tt)
 void weft__task_table_term(struct weft__task_table *tt)
 {
     uint32_t n = atomic_load(&tt->nchunks);
+    /* A run that ended with tasks still blocked (a deadlock, or a stop with
+     * tasks alive): a shared-stack task's copied-out bytes and waiters are
+     * its own memory, not its stack's, and go with its slot. */
+    for (uint32_t c = 0; c < n; c++) {
+        for (uint32_t i = 0; i < CHUNK_LEN; i++) {
+            struct weft__task *t = &tt->dir[c][i];
+            if (t->saved)
+                weft__free(t->saved, t->saved_cap);
+            if (t->waiters)
+                weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
+            t->saved = NULL;
+            t->waiters = NULL;
+        }
+    }
     for (uint32_t c = 0; c < n; c++)
         weft__aligned_free(tt->dir[c], CHUNK_LEN * sizeof tt->dir[c][0]);
     weft__free(tt->dir, WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);
@@ -360,8 +374,12 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
                  opts->reserved[0] || opts->reserved[1] || opts->reserved[2] ||
                  ((opts->flags & WEFT_TASK_SHARED_STACK) && opts->stack_size)))
         return -EINVAL;
-    if (rt->stacks.mode == WEFT_GUARD_MPROTECT) {
-        uint64_t live = weft__live_tasks(rt);
+    bool shared = opts && (opts->flags & WEFT_TASK_SHARED_STACK);
+    /* Shared-stack tasks map no stack: they neither use the budget nor
+     * count against it. */
+    if (rt->stacks.mode == WEFT_GUARD_MPROTECT && !shared) {
+        uint64_t live = weft__live_tasks(rt), sh = atomic_load(&rt->shared_live);
+        live = live > sh ? live - sh : 0;
         if (live >= rt->stacks.budget)
             return over_budget(rt, live);
     }
@@ -380,6 +398,7 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
     if (waiters) {
         t->waiters = waiters;
         t->waiters_cap = WEFT__TASK_WAITERS;
+        atomic_fetch_add_explicit(&rt->shared_live, 1, memory_order_relaxed);
     }
     *out = weft__task_handle(t);
     if (w)

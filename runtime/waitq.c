@@ -86,10 +86,15 @@ uint64_t weft__wait_seq(struct weft__task *self)
 struct weft__waiter *weft__task_waiters(struct weft__task *self, size_t n)
 {
     if (n > self->waiters_cap) {
+        /* The old room stays when there is no memory for more: waits of
+         * WEFT__TASK_WAITERS or fewer count on it. */
+        struct weft__waiter *more = weft__alloc(n * sizeof *more);
+        if (!more)
+            return NULL;
         if (self->waiters)
             weft__free(self->waiters, self->waiters_cap * sizeof *self->waiters);
-        self->waiters = weft__alloc(n * sizeof *self->waiters);
-        self->waiters_cap = self->waiters ? (uint32_t)n : 0;
+        self->waiters = more;
+        self->waiters_cap = (uint32_t)n;
     }
     return self->waiters;
 }

@@ -232,9 +232,21 @@ static void overflow(struct weft__worker *w, struct weft__task *t)
      * follows the batch. */
     if (n == 0 || !weft__ring_push(&w->ring, t))
         batch[n++] = t;
-    for (int i = 0; i + 1 < n; i++)
+    /* Shared-stack tasks pinned here go to this worker's inbox: through the
+     * injection queue another worker would only send them back. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (__builtin_expect(batch[i]->home != NULL, 0)) {
+            batch[i]->next = NULL;
+            weft__inject_push(&w->inbox, batch[i], batch[i], 1);
+        } else {
+            batch[m++] = batch[i];
+        }
+    }
+    for (int i = 0; i + 1 < m; i++)
         batch[i]->next = batch[i + 1];
-    weft__inject_push(&w->rt->inject, batch[0], batch[n - 1], (uint64_t)n);
+    if (m)
+        weft__inject_push(&w->rt->inject, batch[0], batch[m - 1], (uint64_t)m);
     WEFT_CNT_ADD(w->n.overflows, 1);
 }
 
@@ -274,7 +286,9 @@ static bool unlist(struct weft__runtime *rt, struct weft__worker *w);
 /* Sends t, runnable, to its home worker. Any thread. */
 static void send_home(struct weft__task *t)
 {
-    struct weft__worker *h = t->home;
+    struct weft__worker *h = t->home, *me = weft__worker_self();
+    if (me)
+        WEFT_CNT_ADD(me->n.forwarded, 1);
     if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
         atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
     t->next = NULL;
@@ -305,7 +319,6 @@ static __attribute__((noinline)) uint32_t keep_own(struct weft__worker *w, struc
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (misplaced(w, batch[i])) {
-            WEFT_CNT_ADD(w->n.forwarded, 1);
             send_home(batch[i]);
         } else {
             batch[kept++] = batch[i];
@@ -473,10 +486,18 @@ static void share_yields(struct weft__worker *w)
 {
     if (w->yields.head && w->rt->nworkers > 1 &&
         atomic_load_explicit(&w->rt->nidle, memory_order_relaxed) > 0) {
-        weft__inject_push(&w->rt->inject, w->yields.head, w->yields.tail, w->yields.len);
-        w->yields.head = w->yields.tail = NULL;
-        w->yields.len = 0;
-        notify(w->rt);
+        /* Shared-stack tasks pinned here stay: another worker would only
+         * send them back (and be woken for nothing). */
+        struct weft__fifo mine = {0}, others = {0};
+        for (struct weft__task *t = w->yields.head, *next; t; t = next) {
+            next = t->next;
+            fifo_push(t->home ? &mine : &others, t);
+        }
+        w->yields = mine;
+        if (others.head) {
+            weft__inject_push(&w->rt->inject, others.head, others.tail, others.len);
+            notify(w->rt);
+        }
     }
 }
 
@@ -530,9 +551,12 @@ static struct weft__task *maintenance(struct weft__worker *w)
      * caller, and the poll takes descriptors' locks. After the switch. */
     if (__builtin_expect(weft__poller_wanted(&w->rt->poller), 0))
         w->poll_due = true;
-    struct weft__task *t = from_inbox(w);
+    /* Each goes first every other pass, so that neither a steady stream of
+     * injected tasks nor one of tasks sent home keeps the other waiting. */
+    w->maint_flip ^= 1;
+    struct weft__task *t = w->maint_flip ? from_inbox(w) : from_inject(w);
     if (!t)
-        t = from_inject(w);
+        t = w->maint_flip ? from_inject(w) : from_inbox(w);
     /* Yielders wait for every other ready task, but not forever: one of
      * them goes first every 61 passes. */
     if (!t && w->yields.head && ++w->yield_passes >= MAINTENANCE_INTERVAL) {
@@ -1048,6 +1072,7 @@ static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
             weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
         t->waiters = NULL;
         t->waiters_cap = 0;
+        atomic_fetch_sub_explicit(&w->rt->shared_live, 1, memory_order_relaxed);
     } else {
         weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
         t->stack = NULL;
@@ -1121,7 +1146,8 @@ static void commit_yield(struct weft__worker *w, struct weft__task *self, void *
 {
     (void)arg;
     atomic_store_explicit(&self->state, WEFT_T_READY, memory_order_relaxed);
-    if (w->rt->nworkers > 1 && atomic_load_explicit(&w->rt->nidle, memory_order_relaxed) > 0) {
+    if (w->rt->nworkers > 1 && !self->home &&
+        atomic_load_explicit(&w->rt->nidle, memory_order_relaxed) > 0) {
         weft__inject_push(&w->rt->inject, self, self, 1);
         notify(w->rt);
         return;

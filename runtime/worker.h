@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arch/context.h"
@@ -98,6 +99,7 @@ struct weft__worker {
     struct weft__stack *shared_stack; /* made at the first shared-stack task; or NULL */
     struct weft__task *occupant;   /* the shared-stack task whose bytes are on it, or NULL */
     struct weft__task *pending;    /* the one to switch to from the idle loop, or NULL */
+    uint8_t maint_flip;            /* which of inbox and injection queue maintenance reads first */
     struct weft__inject inbox;     /* shared-stack tasks of this worker readied elsewhere */
 } __attribute__((aligned(64)));
 
@@ -106,6 +108,14 @@ struct weft__worker {
  * after one, the task may be running on another thread. */
 extern __thread struct weft__worker *weft__tls_worker
     __attribute__((tls_model("initial-exec")));
+
+/* Whether p points into w's shared stack (WEFT_TASK_SHARED_STACK). Worker
+ * w's thread. */
+static inline bool weft__on_shared_stack(const struct weft__worker *w, const void *p)
+{
+    const struct weft__stack *s = w->shared_stack;
+    return s && (const char *)p >= s->lo && (const char *)p < s->lo + s->size;
+}
 
 /* The worker of the calling thread, or NULL. Any thread. */
 struct weft__worker *weft__worker_self(void);

@@ -44,6 +44,19 @@
  *    shared-stack tasks fetching from it with weft_http_get (whose
  *    buffers libcurl's callbacks fill from other tasks while the caller
  *    waits); every reply is right.
+ *  - yielders_stay_home: two shared-stack tasks that only yield, on two
+ *    workers: none is ever sent home (they never leave their worker's
+ *    queues for the injection queue, where the other worker would only
+ *    bounce them back).
+ *  - blocking_arg_on_the_shared_stack: weft_blocking with an argument on
+ *    a shared-stack task's stack is -EINVAL (the pool thread would write
+ *    it while another task's bytes are there); with heap memory it works.
+ *  - mprotect_budget_is_for_own_stacks: under the mprotect guard, more
+ *    shared-stack tasks than the mapping budget allows stacks are alive at
+ *    once, and an ordinary task can still be spawned beside them.
+ *  - deadlock_with_shared_tasks: a run whose shared-stack tasks are all
+ *    blocked ends with -EDEADLK; their copied-out bytes and waiters are
+ *    freed with the run (the ASan build's leak check says so).
  *  - bad_options: an unknown flag, a reserved field that is not zero, and
  *    WEFT_TASK_SHARED_STACK with a stack size are -EINVAL.
  */
@@ -742,6 +755,168 @@ START_TEST(http_in_shared_tasks)
 }
 END_TEST
 
+/* ---- yielders ---------------------------------------------------------------------------- */
+
+static void *yielder(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 20000; k++)
+        CHECK(weft_yield() == 0);
+    return NULL;
+}
+
+static uint64_t forwarded(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < weft__rt->nworkers; i++)
+        n += WEFT_CNT(weft__rt->workers[i].n.forwarded);
+    return n;
+}
+
+static void *yielders_main(void *arg)
+{
+    (void)arg;
+    weft_task *a = spawn_shared(yielder, NULL), *b = spawn_shared(yielder, NULL);
+    CHECK(weft_join(a, NULL) == 0 && weft_join(b, NULL) == 0);
+    CHECK(forwarded() == 0);
+    return NULL;
+}
+
+START_TEST(yielders_stay_home)
+{
+    run_on_workers(2, yielders_main);
+}
+END_TEST
+
+/* ---- the blocking pool ------------------------------------------------------------------ */
+
+static void *fill_block(void *arg)
+{
+    memset(arg, 'A', 64);
+    return arg;
+}
+
+static void *blocking_user(void *arg)
+{
+    (void)arg;
+    char local[64] = {0};
+    void *r = NULL;
+    CHECK(weft_blocking(fill_block, local, &r) == -EINVAL);
+    char *heap = calloc(1, 64);
+    CHECK(weft_blocking(fill_block, heap, &r) == 0 && r == heap);
+    CHECK(heap[0] == 'A' && heap[63] == 'A');
+    free(heap);
+    return NULL;
+}
+
+static void *blocking_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = spawn_shared(blocking_user, NULL);
+    for (int i = 0; i < 4; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    return NULL;
+}
+
+START_TEST(blocking_arg_on_the_shared_stack)
+{
+    run_on_workers(workers_of[_i], blocking_main);
+}
+END_TEST
+
+/* ---- the mprotect budget ---------------------------------------------------------------- */
+
+static weft_chan *gate;
+
+/* Waits until the gate closes: alive until then. */
+static void *gated(void *arg)
+{
+    (void)arg;
+    void *v;
+    CHECK(weft_chan_recv(gate, &v) == -EPIPE);
+    return NULL;
+}
+
+static void *budget_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&gate, 0) == 0);
+    uint64_t n = weft__rt->stacks.budget + 100;
+    weft_task **t = malloc(n * sizeof *t);
+    CHECK(t != NULL);
+    for (uint64_t i = 0; i < n; i++)
+        t[i] = spawn_shared(gated, NULL);
+    /* All of them at once, past the budget of stacks of their own. */
+    struct weft_stats st;
+    CHECK(weft_stats_get(&st) == 0 && st.tasks_live >= n);
+    weft_task *plain;
+    CHECK(weft_spawn(&plain, child, (void *)1) == 0);
+    void *r = NULL;
+    CHECK(weft_join(plain, &r) == 0 && (uintptr_t)r == 2);
+    CHECK(weft_chan_close(gate) == 0);
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    free(t);
+    CHECK(weft_chan_free(gate) == 0);
+    return NULL;
+}
+
+START_TEST(mprotect_budget_is_for_own_stacks)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.guard = WEFT_GUARD_MPROTECT;
+    void *r = IPTR(-1);
+    ck_assert_int_eq(weft_run(&cfg, budget_main, NULL, &r), 0);
+    ck_assert_ptr_null(r);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
+/* ---- a deadlock -------------------------------------------------------------------------- */
+
+static weft_chan *never;
+
+static void *stuck(void *arg)
+{
+    (void)arg;
+    uint64_t buf[32];
+    fill(buf, 32, 9);
+    void *v;
+    (void)weft_chan_recv(never, &v);
+    return NULL;
+}
+
+static void *deadlock_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&never, 0) == 0);
+    weft_task *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = spawn_shared(stuck, NULL);
+    for (int i = 0; i < 3; i++)
+        (void)weft_join(t[i], NULL);
+    return NULL;
+}
+
+START_TEST(deadlock_with_shared_tasks)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers_of[_i];
+    start_capture();
+    void *r = NULL;
+    int err = weft_run(&cfg, deadlock_main, NULL, &r);
+    const char *said = stop_capture();
+    ck_assert_int_eq(err, -EDEADLK);
+    ck_assert_msg(strstr(said, "deadlock") != NULL, "%s", said);
+}
+END_TEST
+
 /* ---- options ----------------------------------------------------------------------------- */
 
 static void *options_main(void *arg)
@@ -786,6 +961,10 @@ int main(void)
     tcase_add_loop_test(tc, select_in_shared_tasks, 0, 3);
     tcase_add_loop_test(tc, io_between_shared_tasks, 0, 3);
     tcase_add_loop_test(tc, http_in_shared_tasks, 0, 3);
+    tcase_add_test(tc, yielders_stay_home);
+    tcase_add_loop_test(tc, blocking_arg_on_the_shared_stack, 0, 3);
+    tcase_add_test(tc, mprotect_budget_is_for_own_stacks);
+    tcase_add_loop_test(tc, deadlock_with_shared_tasks, 0, 3);
     tcase_add_loop_test(tc, bad_options, 0, 3);
     suite_add_tcase(s, tc);
     return run_suite(s);
