@@ -219,12 +219,9 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->arg = arg;
     t->result = NULL;
     t->stack_size = opts && opts->stack_size ? weft__stack_round(opts->stack_size) : 0;
+    /* home, saved and waiters are NULL in every free slot: chunks start
+     * zeroed, and a shared-stack task's exit (worker.c, reap) clears them. */
     t->shared = opts && (opts->flags & WEFT_TASK_SHARED_STACK);
-    t->home = NULL;
-    t->saved = NULL;
-    t->saved_len = t->saved_cap = 0;
-    t->waiters = NULL;
-    t->waiters_cap = 0;
     atomic_store_explicit(&t->join, 0, memory_order_relaxed);
     atomic_store_explicit(&t->waits_on, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->state, WEFT_T_NEW, memory_order_relaxed);

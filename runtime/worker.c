@@ -413,12 +413,14 @@ static bool shared_enter(struct weft__worker *w, struct weft__task *t)
 
 void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
 {
-    if (misplaced(w, t)) {
-        send_home(t);
-        return;
-    }
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
+    /* A task that has not run has no home yet. */
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW) {
+        if (misplaced(w, t)) {
+            send_home(t);
+            return;
+        }
         atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
+    }
     /* Only a ring that was empty needs a wake-up: while it is not, every
      * worker that parks sees it in its last look (the essay above). */
     bool was_empty = weft__ring_len(&w->ring) == 0;
