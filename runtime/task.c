@@ -81,23 +81,28 @@ int weft__task_table_init(struct weft__task_table *tt)
     return 0;
 }
 
+void weft__task_drop_shared(struct weft__task *t)
+{
+    if (t->saved)
+        weft__free(t->saved, t->saved_cap);
+    if (t->waiters)
+        weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
+    t->saved = NULL;
+    t->saved_len = t->saved_cap = 0;
+    t->waiters = NULL;
+    t->waiters_cap = 0;
+    t->home = NULL;
+}
+
 void weft__task_table_term(struct weft__task_table *tt)
 {
     uint32_t n = atomic_load(&tt->nchunks);
     /* A run that ended with tasks still blocked (a deadlock, or a stop with
      * tasks alive): a shared-stack task's copied-out bytes and waiters are
      * its own memory, not its stack's, and go with its slot. */
-    for (uint32_t c = 0; c < n; c++) {
-        for (uint32_t i = 0; i < CHUNK_LEN; i++) {
-            struct weft__task *t = &tt->dir[c][i];
-            if (t->saved)
-                weft__free(t->saved, t->saved_cap);
-            if (t->waiters)
-                weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
-            t->saved = NULL;
-            t->waiters = NULL;
-        }
-    }
+    for (uint32_t c = 0; c < n; c++)
+        for (uint32_t i = 0; i < CHUNK_LEN; i++)
+            weft__task_drop_shared(&tt->dir[c][i]);
     for (uint32_t c = 0; c < n; c++)
         weft__aligned_free(tt->dir[c], CHUNK_LEN * sizeof tt->dir[c][0]);
     weft__free(tt->dir, WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);

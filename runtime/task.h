@@ -137,6 +137,11 @@ struct weft__ext_wait {
 } __attribute__((aligned(16)));
 
 int weft__task_table_init(struct weft__task_table *tt);
+/* Frees what a shared-stack task keeps of its own (its copied-out bytes,
+ * its waiters) and clears its home, as every free slot has them: at its
+ * exit, or for a slot still holding them when the run ends blocked. Any
+ * slot; nothing for one that holds none. */
+void weft__task_drop_shared(struct weft__task *t);
 void weft__task_table_term(struct weft__task_table *tt);
 
 /* The task a handle names, or NULL (*err says -EINVAL or -ESRCH). Any

@@ -182,6 +182,17 @@ static void wake(struct weft__worker *w)
  * searching (it comes up looking for work). One asleep on its futex is
  * preferred, so that the poller keeps polling. Returns false when none was
  * parked. Any thread. */
+/* Takes w off the idle stack, if it is there, and counts it searching: it
+ * comes up looking for work, and no worker counts it idle meanwhile.
+ * Returns whether it was there. Under rt->idle_lock. */
+static bool take_off_idle(struct weft__runtime *rt, struct weft__worker *w)
+{
+    if (!unlist(rt, w))
+        return false;
+    atomic_fetch_add(&rt->nsearching, 1);
+    return true;
+}
+
 static bool unpark_one(struct weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->idle_lock);
@@ -192,10 +203,8 @@ static bool unpark_one(struct weft__runtime *rt)
             break;
         }
     }
-    if (w) {
-        unlist(rt, w);
-        atomic_fetch_add(&rt->nsearching, 1);
-    }
+    if (w)
+        take_off_idle(rt, w);
     pthread_mutex_unlock(&rt->idle_lock);
     if (w)
         wake(w);
@@ -280,9 +289,6 @@ static inline bool misplaced(const struct weft__worker *w, const struct weft__ta
     return __builtin_expect(t->home != NULL, 0) && t->home != w;
 }
 
-static void wake(struct weft__worker *w);
-static bool unlist(struct weft__runtime *rt, struct weft__worker *w);
-
 /* Sends t, runnable, to its home worker. Any thread. */
 static void send_home(struct weft__task *t)
 {
@@ -299,9 +305,7 @@ static void send_home(struct weft__task *t)
          * worker counts it idle (and ends the run) once it runs t. */
         struct weft__runtime *rt = h->rt;
         pthread_mutex_lock(&rt->idle_lock);
-        bool listed = unlist(rt, h);
-        if (listed)
-            atomic_fetch_add(&rt->nsearching, 1);
+        bool listed = take_off_idle(rt, h);
         pthread_mutex_unlock(&rt->idle_lock);
         if (listed)
             wake(h);
@@ -377,7 +381,7 @@ static void task_entry(void *arg);
  * thread runs on that stack now: the switch must go through the idle loop. */
 static bool shared_enter(struct weft__worker *w, struct weft__task *t)
 {
-    if (t->home && t->home != w)
+    if (misplaced(w, t))
         weft__panic("shared-stack task %llu about to run on worker %u, not on its home worker %u",
                     (unsigned long long)t->id, w->id, t->home->id);
     if (w->occupant == t)
@@ -1065,15 +1069,7 @@ static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
     if (t->shared) {
         if (w->occupant == t)
             w->occupant = NULL;
-        if (t->saved)
-            weft__free(t->saved, t->saved_cap);
-        t->saved = NULL;
-        t->saved_len = t->saved_cap = 0;
-        t->home = NULL;
-        if (t->waiters)
-            weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
-        t->waiters = NULL;
-        t->waiters_cap = 0;
+        weft__task_drop_shared(t);
         atomic_fetch_sub_explicit(&w->rt->shared_live, 1, memory_order_relaxed);
     } else {
         weft__stack_put(&w->rt->stacks, &w->stacks, t->stack);
