@@ -557,18 +557,19 @@ static struct weft__task *maintenance(struct weft__worker *w)
      * caller, and the poll takes descriptors' locks. After the switch. */
     if (__builtin_expect(weft__poller_wanted(&w->rt->poller), 0))
         w->poll_due = true;
+    /* Yielders wait for every other ready task, but not forever: one of
+     * them goes first every 61 passes, counted whatever else is ready (a
+     * stream of injected tasks that never ends must not starve them). */
+    if (w->yields.head && ++w->yield_passes >= MAINTENANCE_INTERVAL) {
+        w->yield_passes = 0;
+        return fifo_pop(&w->yields);
+    }
     /* Each goes first every other pass, so that neither a steady stream of
      * injected tasks nor one of tasks sent home keeps the other waiting. */
     w->maint_flip ^= 1;
     struct weft__task *t = w->maint_flip ? from_inbox(w) : from_inject(w);
     if (!t)
         t = w->maint_flip ? from_inject(w) : from_inbox(w);
-    /* Yielders wait for every other ready task, but not forever: one of
-     * them goes first every 61 passes. */
-    if (!t && w->yields.head && ++w->yield_passes >= MAINTENANCE_INTERVAL) {
-        w->yield_passes = 0;
-        t = fifo_pop(&w->yields);
-    }
     if (!t && w->rt->cfg.lifo)
         t = own_oldest(w);
     return t;

@@ -43,6 +43,12 @@
  *    for the runtime to report). A deadlock with no cycle of joins cannot
  *    be built from the public API: a task blocks only on a join (a cycle)
  *    or on a sleep (a timer that will fire).
+ *  - a_yielder_is_not_starved: on 1 worker, 2,000 chains of detached
+ *    tasks (each step spawns the next and exits) keep more tasks ready
+ *    than the ring holds, so the injection queue never empties; a task that
+ *    yields must still run again within a bounded number of steps (the
+ *    maintenance pass gives the oldest yielder its turn every 61 passes,
+ *    whatever else is ready), not only once the chains run out.
  * A watchdog (alarm) kills a hung run, which fails the test.
  * Sanitizer builds divide the sizes by WEFT_TEST_SCALE.
  */
@@ -687,6 +693,55 @@ START_TEST(deadlock_reported_on_n_workers)
 }
 END_TEST
 
+/* ---- a yielder is not starved by a stream of ready tasks -------------- */
+
+enum { CHAINS = 2000, CHAIN_STEPS_MAX = 400000, YIELD_BOUND = 20000 };
+static _Atomic unsigned long chain_steps;
+static _Atomic int chains_stop;
+
+/* One step of a chain: counts, spawns the next step (detached), exits. */
+static void *chain_step(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&chains_stop) ||
+        atomic_fetch_add(&chain_steps, 1) >= CHAIN_STEPS_MAX)
+        return NULL;
+    weft_task *t;
+    CHECK(weft_spawn(&t, chain_step, NULL) == 0);
+    CHECK(weft_detach(t) == 0);
+    return NULL;
+}
+
+static unsigned long steps_at_resume;
+
+static void *starve_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < CHAINS; i++) {
+        weft_task *t;
+        ck_assert_int_eq(weft_spawn(&t, chain_step, NULL), 0);
+        ck_assert_int_eq(weft_detach(t), 0);
+    }
+    unsigned long before = atomic_load(&chain_steps);
+    ck_assert_int_eq(weft_yield(), 0);
+    steps_at_resume = atomic_load(&chain_steps) - before;
+    atomic_store(&chains_stop, 1); /* the chains end; the run waits for them */
+    return NULL;
+}
+
+START_TEST(a_yielder_is_not_starved)
+{
+    alarm(WATCHDOG_S);
+    atomic_store(&chain_steps, 0);
+    atomic_store(&chains_stop, 0);
+    run_on_workers(1, starve_main);
+    /* The yielder came back while the chains still ran, within its bound
+     * (61 passes of 61 decisions, with room to spare), not at their end. */
+    ck_assert_uint_lt(steps_at_resume, YIELD_BOUND);
+    ck_assert_uint_lt(atomic_load(&chain_steps), CHAIN_STEPS_MAX);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -701,6 +756,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stop_waits_for_detached_tasks);
     tcase_add_test(tc, join_across_workers_many);
     tcase_add_test(tc, deadlock_reported_on_n_workers);
+    tcase_add_test(tc, a_yielder_is_not_starved);
     suite_add_tcase(s, tc);
     return s;
 }
