@@ -200,10 +200,13 @@ int weft_chan_send_until(weft_chan *c, void *value, uint64_t deadline)
         return -EPERM;
     if (!c)
         return -EINVAL;
+    struct weft__task *had = weft__worker_next(self->worker);
     weft__lock_acquire(&c->lock);
     int err = send_ready(c, value);
     if (err != -EAGAIN) {
         weft__lock_release(&c->lock);
+        /* The sender goes on: a task it woke before may run elsewhere. */
+        weft__worker_flush_next(self->worker, had);
         return err;
     }
     struct weft__waiter local, *me = weft__waiters(self, &local, 1);
@@ -224,10 +227,12 @@ int weft_chan_recv_until(weft_chan *c, void **value, uint64_t deadline)
     if (!c)
         return -EINVAL;
     void *v = NULL;
+    struct weft__task *had = weft__worker_next(self->worker);
     weft__lock_acquire(&c->lock);
     int err = recv_ready(c, &v);
     if (err != -EAGAIN) {
         weft__lock_release(&c->lock);
+        weft__worker_flush_next(self->worker, had);
         if (err == 0 && value)
             *value = v;
         return err;

@@ -403,8 +403,11 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
         atomic_fetch_add_explicit(&rt->shared_live, 1, memory_order_relaxed);
     }
     *out = weft__task_handle(t);
-    if (w)
+    if (w) {
+        /* The spawner goes on: a task it woke may be taken elsewhere. */
+        weft__worker_flush_next(w, weft__worker_next(w));
         weft__worker_ready(w, t);
+    }
     else
         weft__worker_inject(rt, t);
     return 0;

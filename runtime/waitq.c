@@ -106,6 +106,9 @@ int weft_checkpoint(void)
         return -EPERM;
     if (__builtin_expect(w->rt->gil_on, 0))
         weft__worker_gil_checkpoint(w);
+    /* A task this one woke waits in the next slot for its next decision,
+     * which a task at a checkpoint is not about to make. */
+    weft__worker_flush_next(w, weft__worker_next(w));
     return weft__cancel_take(w->current);
 }
 
@@ -144,7 +147,7 @@ bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
     weft__acct(t, WEFT_ACCT_READY);
     struct weft__worker *w = weft__worker_self();
     if (w)
-        weft__worker_ready(w, t);
+        weft__worker_woken(w, t);
     else
         weft__worker_inject(weft__rt, t);
     return true;
@@ -167,6 +170,9 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     void *parg = a->parg;
     uint64_t deadline = a->deadline, seq = a->seq;
     uint64_t word = seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
+    /* Wakes made here (this wait's own end, a publish's) are not the
+     * running task's: they go to the ring (worker.c, the next slot). */
+    w->in_sched = true;
     /* The task may be readied from here on (by a canceller, this commit's
      * own check, its deadline) and resume elsewhere before the rest of
      * the commit has run: it waits for `committing` to drop first. */
@@ -181,6 +187,7 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     WEFT_RACE_POINT(PUBLISH);
     if (publish)
         publish(w, self, seq, parg);
+    w->in_sched = false;
     /* Release: pairs with the acquire in weft__wait_publish. */
     atomic_store_explicit(&self->committing, 0, memory_order_release);
 }

@@ -89,6 +89,7 @@
 #define MAINTENANCE_INTERVAL 61
 #define HOT_STACKS_KEPT_IDLE 64
 #define SEARCH_ROUNDS 2
+#define NEXT_GRACE_NS 5000 /* no switch for 5 us: the owner is busy with one task */
 #define ID_BLOCK 1024
 
 __thread struct weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
@@ -436,6 +437,46 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
         notify(w->rt);
 }
 
+/* The next slot. A task woken by the running task of this worker (a
+ * channel hand-off, a lock released, a future resolved, a join's end) goes
+ * here rather than into the ring, and no idle worker is woken for it: the
+ * waker usually suspends soon (a reply awaited, a lock wanted again), and
+ * this worker then runs the woken task at once, cache-warm, where waking a
+ * worker costs a system call on the waker's side and sends the task
+ * across cores (W5 on 2 workers: 620 ns a round trip with the wake-up, 225
+ * without). It is Tokio's LIFO slot; Go's runnext is the same slot with a
+ * wake-up. A second wake moves the first woken task to the ring (with the
+ * usual wake-up), and so does the waker going on past a point where it is
+ * plainly not about to suspend: a spawn, a checkpoint, a channel operation
+ * that completed without waiting (weft__worker_flush_next). Searching
+ * workers take a victim's next task only when the victim has made no
+ * switch for a grace period (steal_next), as Go's thieves do. What is
+ * lost: a task woken by one that then computes without any of those calls
+ * waits for it (docs/design/run-queues.md). Wakes from the commits that
+ * wake (a wait's, an exit's), polls and timer passes (in_sched) go to the
+ * ring, since the task running then did not make them. */
+void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t)
+{
+    if ((atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW &&
+         misplaced(w, t))) {
+        weft__worker_ready(w, t);
+        return;
+    }
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
+        atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
+    /* Release: a thief that takes t sees it whole. */
+    struct weft__task *old = atomic_exchange_explicit(&w->next_task, t, memory_order_acq_rel);
+    if (old)
+        weft__worker_ready(w, old);
+}
+
+void weft__worker_flush_next_slow(struct weft__worker *w)
+{
+    struct weft__task *t = atomic_exchange_explicit(&w->next_task, NULL, memory_order_acq_rel);
+    if (t)
+        weft__worker_ready(w, t);
+}
+
 void weft__worker_inject(struct weft__runtime *rt, struct weft__task *t)
 {
     if (t->home) {
@@ -551,8 +592,11 @@ void weft__worker_io_waiting(struct weft__runtime *rt)
 
 static struct weft__task *maintenance(struct weft__worker *w)
 {
-    if (has_timers(w))
+    if (has_timers(w)) {
+        w->in_sched = true;
         weft__timers_fire(w);
+        w->in_sched = false;
+    }
     /* Not here: a task suspending with an object's lock held may be the
      * caller, and the poll takes descriptors' locks. After the switch. */
     if (__builtin_expect(weft__poller_wanted(&w->rt->poller), 0))
@@ -575,6 +619,12 @@ static struct weft__task *maintenance(struct weft__worker *w)
     return t;
 }
 
+/* Out of line: off the path of the decisions that find the slot empty. */
+static __attribute__((noinline)) struct weft__task *take_next(struct weft__worker *w)
+{
+    return atomic_exchange_explicit(&w->next_task, NULL, memory_order_acquire);
+}
+
 static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
 {
     struct weft__task *t;
@@ -583,6 +633,9 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
         if ((t = maintenance(w)) != NULL)
             return t;
     }
+    if (__builtin_expect(atomic_load_explicit(&w->next_task, memory_order_relaxed) != NULL, 0) &&
+        (t = take_next(w)) != NULL)
+        return t;
     t = w->rt->cfg.lifo ? weft__ring_pop_newest(&w->ring, NULL) : own_oldest(w);
     if (t)
         return t;
@@ -599,7 +652,9 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
     if ((t = from_inbox(w)) != NULL)
         return t;
     if (has_timers(w)) {
+        w->in_sched = true;
         weft__timers_fire(w);
+        w->in_sched = false;
         t = weft__ring_pop_newest(&w->ring, NULL);
     }
     return t;
@@ -671,6 +726,34 @@ static struct weft__task *steal_round(struct weft__worker *w)
     }
 }
 
+/* A victim's next task, taken only if the victim made no switch for
+ * NEXT_GRACE_NS after it was seen there: its owner is then busy with a
+ * task that does not suspend, and the woken task would wait for it. */
+static struct weft__task *steal_next(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct weft__worker *v = &rt->workers[i];
+        struct weft__task *t = atomic_load_explicit(&v->next_task, memory_order_relaxed);
+        if (v == w || !t)
+            continue;
+        uint64_t switches = WEFT_CNT(v->n.switches), until = weft_now() + NEXT_GRACE_NS;
+        unsigned spins = 0;
+        while (weft_now() < until && WEFT_CNT(v->n.switches) == switches &&
+               atomic_load_explicit(&v->next_task, memory_order_relaxed) == t)
+            weft__spin_pause(&spins);
+        if (WEFT_CNT(v->n.switches) != switches ||
+            !atomic_compare_exchange_strong_explicit(&v->next_task, &t, NULL,
+                                                     memory_order_acq_rel, memory_order_relaxed))
+            continue;
+        WEFT_CNT_ADD(w->n.steals, 1);
+        WEFT_CNT_ADD(w->n.stolen, 1);
+        if (keep_own(w, &t, 1) == 1)
+            return t;
+    }
+    return NULL;
+}
+
 static void stop_searching(struct weft__worker *w)
 {
     if (!w->searching)
@@ -701,7 +784,7 @@ static struct weft__task *search(struct weft__worker *w)
         if (t)
             return t;
     }
-    return NULL;
+    return steal_next(w);
 }
 
 /* ---- parking and the end of the run ------------------------------------ */
@@ -984,7 +1067,9 @@ static inline void after_switch(struct weft__worker *w)
     }
     if (__builtin_expect(w->poll_due, 0)) {
         w->poll_due = false;
+        w->in_sched = true;
         poll_busy(w);
+        w->in_sched = false;
     }
 }
 
@@ -1067,6 +1152,7 @@ struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__t
 static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
 {
     (void)arg;
+    w->in_sched = true; /* the joiner woken here is not the running task's doing */
     if (t->shared) {
         if (w->occupant == t)
             w->occupant = NULL;
@@ -1078,6 +1164,7 @@ static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
     }
     weft__fiber_release(&t->fiber);
     weft__task_finished(w, t);
+    w->in_sched = false;
 }
 
 void weft__worker_exit(struct weft__worker *w, struct weft__task *self, void *r)
@@ -1294,6 +1381,7 @@ int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned
     w->id = id;
     w->rng = 0x9e3779b9u * (id + 1);
     w->rr = (id + 1) % (rt->nworkers ? rt->nworkers : 1);
+    w->use_next = rt->nworkers > 1 && rt->cfg.lifo;
     weft__timers_init(&w->timers);
     weft__stack_cache_init(&w->stacks);
     weft__inject_init(&w->inbox);

@@ -101,6 +101,12 @@ struct weft__worker {
     struct weft__task *pending;    /* the one to switch to from the idle loop, or NULL */
     uint8_t maint_flip;            /* which of inbox and injection queue maintenance reads first */
     struct weft__inject inbox;     /* shared-stack tasks of this worker readied elsewhere */
+    /* The task the running task woke last (worker.c, "the next slot"):
+     * the owner runs it at its next decision; thieves take it only once
+     * the owner has gone a while without one. */
+    _Atomic(struct weft__task *) next_task __attribute__((aligned(64)));
+    bool in_sched;                 /* in a commit, a poll or a timer pass: wakes go to the ring */
+    bool use_next;                 /* several workers and LIFO order: the next slot is used */
 } __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,
@@ -138,6 +144,37 @@ void weft__worker_term(struct weft__worker *w);
  * queue when the ring is full), and wakes an idle worker if one should
  * come and steal. t must not be running. Owner worker only. */
 void weft__worker_ready(struct weft__worker *w, struct weft__task *t);
+
+/* Makes t, woken by the running code of worker w (a task's wake of
+ * another: weft__wake), runnable: into w's next slot when a task of w is
+ * running its own code, else as weft__worker_ready. Owner worker only. */
+void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t);
+static inline void weft__worker_woken(struct weft__worker *w, struct weft__task *t)
+{
+    /* One worker: no thief, no wake-up to save; the ring's newest is the
+     * same. Commits, polls and timer passes: not the running task's wakes. */
+    if (!w->use_next || !w->current || w->in_sched)
+        weft__worker_ready(w, t);
+    else
+        weft__worker_woken_next(w, t);
+}
+
+/* The running task goes on after a call that did not suspend: a task it
+ * woke before the call (still in the next slot) moves to the ring, where
+ * idle workers are woken to take it. Owner worker only. */
+void weft__worker_flush_next_slow(struct weft__worker *w);
+static inline void weft__worker_flush_next(struct weft__worker *w, struct weft__task *had)
+{
+    if (__builtin_expect(had != NULL, 0) &&
+        atomic_load_explicit(&w->next_task, memory_order_relaxed) == had)
+        weft__worker_flush_next_slow(w);
+}
+
+/* What the next slot holds now (for weft__worker_flush_next). */
+static inline struct weft__task *weft__worker_next(struct weft__worker *w)
+{
+    return atomic_load_explicit(&w->next_task, memory_order_relaxed);
+}
 
 /* Puts t on the injection queue and wakes a worker. Any thread. */
 void weft__worker_inject(struct weft__runtime *rt, struct weft__task *t);

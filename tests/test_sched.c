@@ -49,6 +49,14 @@
  *    yields must still run again within a bounded number of steps (the
  *    maintenance pass gives the oldest yielder its turn every 61 passes,
  *    whatever else is ready), not only once the chains run out.
+ *  - next_slot_*: on 2 workers, a task woken by the running task waits in
+ *    its worker's next slot (white-box: the slot holds it right after the
+ *    wake, and no idle worker was woken for it); when the waker goes on
+ *    instead of suspending, past a checkpoint, a spawn or a channel
+ *    operation that did not wait, the woken task moves to the ring and the
+ *    other worker runs it while the waker spins with no call at all (a
+ *    woken task left in the slot would hang the run: the watchdog fails
+ *    it).
  * A watchdog (alarm) kills a hung run, which fails the test.
  * Sanitizer builds divide the sizes by WEFT_TEST_SCALE.
  */
@@ -742,6 +750,83 @@ START_TEST(a_yielder_is_not_starved)
 }
 END_TEST
 
+/* ---- the next slot ----------------------------------------------------- */
+
+enum { NEXT_CHECKPOINT, NEXT_SPAWN, NEXT_CHAN_SEND, NEXT_CHAN_RECV, NEXT_WAYS };
+static weft_chan *next_wake, *next_buf;
+static _Atomic int woken_ran;
+static struct weft__task *woken_task;
+
+static void *woken_body(void *arg)
+{
+    (void)arg;
+    void *v;
+    CHECK(weft_chan_recv(next_wake, &v) == 0);
+    atomic_store(&woken_ran, 1);
+    return NULL;
+}
+
+static void *next_main(void *arg)
+{
+    int way = (int)PINT(arg);
+    ck_assert_int_eq(weft_chan_new(&next_wake, 0), 0);
+    ck_assert_int_eq(weft_chan_new(&next_buf, 4), 0);
+    ck_assert_int_eq(weft_chan_send(next_buf, NULL), 0); /* one to receive */
+    weft_task *h;
+    ck_assert_int_eq(weft_spawn(&h, woken_body, NULL), 0);
+    int err;
+    woken_task = weft__task_lookup(h, &err);
+    ck_assert_ptr_nonnull(woken_task);
+    /* Until it waits in its receive (it may run on either worker). */
+    while (atomic_load(&woken_task->state) != WEFT_T_BLOCKED)
+        ck_assert_int_eq(weft_sleep(100 * WEFT_USEC), 0);
+    struct weft__worker *w = weft__worker_self();
+    ck_assert_int_eq(weft_chan_send(next_wake, NULL), 0);
+    /* Woken by this task, it waits for this task's next decision. */
+    ck_assert_ptr_eq(weft__worker_next(w), woken_task);
+    ck_assert_int_eq(atomic_load(&woken_ran), 0);
+    weft_task *extra = NULL;
+    switch (way) {
+    case NEXT_CHECKPOINT:
+        ck_assert_int_eq(weft_checkpoint(), 0);
+        break;
+    case NEXT_SPAWN:
+        ck_assert_int_eq(weft_spawn(&extra, util_nothing, NULL), 0);
+        break;
+    case NEXT_CHAN_SEND:
+        ck_assert_int_eq(weft_chan_send(next_buf, NULL), 0); /* room: no wait */
+        break;
+    case NEXT_CHAN_RECV: {
+        void *v;
+        ck_assert_int_eq(weft_chan_recv(next_buf, &v), 0); /* a value: no wait */
+        break;
+    }
+    }
+    ck_assert_ptr_null(weft__worker_next(w));
+    /* No call from here on: only the other worker can run it. */
+    while (!atomic_load(&woken_ran))
+        __asm__ volatile("" ::: "memory");
+    ck_assert_int_eq(weft_join(h, NULL), 0);
+    if (extra)
+        ck_assert_int_eq(weft_join(extra, NULL), 0);
+    ck_assert_int_eq(weft_chan_free(next_wake), 0);
+    ck_assert_int_eq(weft_chan_free(next_buf), 0);
+    return NULL;
+}
+
+START_TEST(next_slot_moves_on)
+{
+    alarm(WATCHDOG_S);
+    atomic_store(&woken_ran, 0);
+    struct weft_config cfg = config_with_workers(2);
+    void *r = IPTR(-1);
+    ck_assert_int_eq(weft_run(&cfg, next_main, IPTR(_i), &r), 0);
+    ck_assert_ptr_null(r);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -757,6 +842,7 @@ static Suite *suite(void)
     tcase_add_test(tc, join_across_workers_many);
     tcase_add_test(tc, deadlock_reported_on_n_workers);
     tcase_add_test(tc, a_yielder_is_not_starved);
+    tcase_add_loop_test(tc, next_slot_moves_on, 0, NEXT_WAYS);
     suite_add_tcase(s, tc);
     return s;
 }
