@@ -55,11 +55,13 @@ static long maps_grew;
 static struct weft_stats last_stats; /* taken while every task sleeps */
 
 static _Atomic int released;
+static _Atomic int sleepers_started;
 
 /* Sleeps until main has counted: none exits (and hands its stack on) before. */
 static void *sleep_1ms(void *arg)
 {
     (void)arg;
+    atomic_fetch_add(&sleepers_started, 1);
     do
         CHECK(weft_sleep(WEFT_MSEC) == 0);
     while (!atomic_load(&released));
@@ -70,10 +72,15 @@ static void *mapping_main(void *arg)
 {
     (void)arg;
     static weft_task *t[SLEEPERS];
+    atomic_store(&sleepers_started, 0);
+    atomic_store(&released, 0);
     long before = count_mappings();
     for (int i = 0; i < SLEEPERS; i++)
         ck_assert_int_eq(weft_spawn(&t[i], sleep_1ms, NULL), 0);
-    ck_assert_int_eq(weft_yield(), 0); /* every task is now asleep on its stack */
+    /* Until every task has started (and sleeps on its own stack): one
+     * yield is not enough where another worker takes this task first. */
+    while (atomic_load(&sleepers_started) < SLEEPERS)
+        ck_assert_int_eq(weft_yield(), 0);
     maps_grew = count_mappings() - before;
     ck_assert_int_eq(weft_stats_get(&last_stats), 0);
     atomic_store(&released, 1);
