@@ -181,6 +181,17 @@ static int recv_ready(weft_chan *c, void **v)
 
 /* ---- send, recv, close ------------------------------------------------ */
 
+/* A buffered channel: a producer or a consumer that does not wait goes
+ * on after the call, so a task it woke before (in the next slot) moves to
+ * the ring, where another worker can take it, instead of waiting for this
+ * one's next suspension (worker.c, the next slot). A rendezvous needs no
+ * look: its sender waits for a receiver, so a pipeline over it suspends. */
+static __attribute__((noinline)) void flush_before(struct weft__task *self)
+{
+    struct weft__worker *w = self->worker;
+    weft__worker_flush_next(w, weft__worker_next(w));
+}
+
 /* Waits in q (c->lock held) for the wait that me describes; returns 0 when
  * a waker completed the operation (its outcome in me->status), else the
  * error. */
@@ -200,13 +211,12 @@ int weft_chan_send_until(weft_chan *c, void *value, uint64_t deadline)
         return -EPERM;
     if (!c)
         return -EINVAL;
-    struct weft__task *had = weft__worker_next(self->worker);
+    if (__builtin_expect(c->cap != 0, 0))
+        flush_before(self);
     weft__lock_acquire(&c->lock);
     int err = send_ready(c, value);
     if (err != -EAGAIN) {
         weft__lock_release(&c->lock);
-        /* The sender goes on: a task it woke before may run elsewhere. */
-        weft__worker_flush_next(self->worker, had);
         return err;
     }
     struct weft__waiter local, *me = weft__waiters(self, &local, 1);
@@ -227,12 +237,12 @@ int weft_chan_recv_until(weft_chan *c, void **value, uint64_t deadline)
     if (!c)
         return -EINVAL;
     void *v = NULL;
-    struct weft__task *had = weft__worker_next(self->worker);
+    if (__builtin_expect(c->cap != 0, 0))
+        flush_before(self);
     weft__lock_acquire(&c->lock);
     int err = recv_ready(c, &v);
     if (err != -EAGAIN) {
         weft__lock_release(&c->lock);
-        weft__worker_flush_next(self->worker, had);
         if (err == 0 && value)
             *value = v;
         return err;

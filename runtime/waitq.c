@@ -130,7 +130,7 @@ int weft__wait_error(struct weft__task *self, int how)
     }
 }
 
-bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
+__attribute__((noinline)) bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
 {
     uint64_t want = seq << WEFT_WAKE_SEQ_SHIFT;
     uint64_t cur = atomic_load_explicit(&t->wake, memory_order_relaxed);
@@ -170,9 +170,6 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     void *parg = a->parg;
     uint64_t deadline = a->deadline, seq = a->seq;
     uint64_t word = seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
-    /* Wakes made here (this wait's own end, a publish's) are not the
-     * running task's: they go to the ring (worker.c, the next slot). */
-    w->in_sched = true;
     /* The task may be readied from here on (by a canceller, this commit's
      * own check, its deadline) and resume elsewhere before the rest of
      * the commit has run: it waits for `committing` to drop first. */
@@ -187,7 +184,6 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     WEFT_RACE_POINT(PUBLISH);
     if (publish)
         publish(w, self, seq, parg);
-    w->in_sched = false;
     /* Release: pairs with the acquire in weft__wait_publish. */
     atomic_store_explicit(&self->committing, 0, memory_order_release);
 }

@@ -452,9 +452,10 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
  * workers take a victim's next task only when the victim has made no
  * switch for a grace period (steal_next), as Go's thieves do. What is
  * lost: a task woken by one that then computes without any of those calls
- * waits for it (docs/design/run-queues.md). Wakes from the commits that
- * wake (a wait's, an exit's), polls and timer passes (in_sched) go to the
- * ring, since the task running then did not make them. */
+ * waits for it (docs/design/run-queues.md). Wakes from commits (w->commit
+ * is set while one runs: a wait's own end, an exit waking its joiner),
+ * polls and timer passes (in_sched) go to the ring, since the task running
+ * then did not make them. */
 void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t)
 {
     if ((atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW &&
@@ -1062,8 +1063,10 @@ static inline void after_switch(struct weft__worker *w)
 {
     weft__commit_fn c = w->commit;
     if (c) {
-        w->commit = NULL;
+        /* Cleared after the call: while w->commit is set, wakes are the
+         * commit's, not the running task's (weft__worker_woken). */
         c(w, w->commit_task, w->commit_arg);
+        w->commit = NULL;
     }
     if (__builtin_expect(w->poll_due, 0)) {
         w->poll_due = false;
@@ -1152,7 +1155,6 @@ struct weft__worker *weft__worker_suspend(struct weft__worker *w, struct weft__t
 static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
 {
     (void)arg;
-    w->in_sched = true; /* the joiner woken here is not the running task's doing */
     if (t->shared) {
         if (w->occupant == t)
             w->occupant = NULL;
@@ -1164,7 +1166,6 @@ static void reap(struct weft__worker *w, struct weft__task *t, void *arg)
     }
     weft__fiber_release(&t->fiber);
     weft__task_finished(w, t);
-    w->in_sched = false;
 }
 
 void weft__worker_exit(struct weft__worker *w, struct weft__task *self, void *r)

@@ -104,8 +104,8 @@ struct weft__worker {
     /* The task the running task woke last (worker.c, "the next slot"):
      * the owner runs it at its next decision; thieves take it only once
      * the owner has gone a while without one. */
-    _Atomic(struct weft__task *) next_task __attribute__((aligned(64)));
-    bool in_sched;                 /* in a commit, a poll or a timer pass: wakes go to the ring */
+    _Atomic(struct weft__task *) next_task;
+    bool in_sched;                 /* in a poll or a timer pass: wakes go to the ring */
     bool use_next;                 /* several workers and LIFO order: the next slot is used */
 } __attribute__((aligned(64)));
 
@@ -152,8 +152,9 @@ void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t);
 static inline void weft__worker_woken(struct weft__worker *w, struct weft__task *t)
 {
     /* One worker: no thief, no wake-up to save; the ring's newest is the
-     * same. Commits, polls and timer passes: not the running task's wakes. */
-    if (!w->use_next || !w->current || w->in_sched)
+     * same. Commits (w->commit set while one runs), polls and timer
+     * passes: not the running task's wakes. */
+    if (!w->use_next || !w->current || w->in_sched || w->commit)
         weft__worker_ready(w, t);
     else
         weft__worker_woken_next(w, t);
