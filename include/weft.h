@@ -109,12 +109,15 @@ struct weft_config {
                                     an unstarted child inline; 0 = never */
     unsigned blocking_threads;   /* WEFT_BLOCKING_THREADS: most threads of the blocking-call
                                     pool (weft_blocking); 0 = min(32, cores + 4) */
-    uint64_t reserved[5];        /* zero; room to grow */
+    int next_slot;               /* WEFT_NEXT_SLOT: 1 = a task woken by the running task waits
+                                    in its worker's next slot, no idle worker woken for it */
+    uint64_t reserved[4];        /* zero; room to grow */
 };
 
 /* Fills *cfg with the defaults: workers 0, parallel, 5000 us, 64 KiB
  * stacks, automatic guard, no pinning, no stats, no trace, steal half from
- * a random victim, LIFO on, inline with 32 KiB of headroom. Any thread.
+ * a random victim, LIFO on, the next slot on, inline with 32 KiB of
+ * headroom. Any thread.
  * Never suspends. */
 WEFT_API void weft_config_default(struct weft_config *cfg);
 

@@ -1382,7 +1382,7 @@ int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned
     w->id = id;
     w->rng = 0x9e3779b9u * (id + 1);
     w->rr = (id + 1) % (rt->nworkers ? rt->nworkers : 1);
-    w->use_next = rt->nworkers > 1 && rt->cfg.lifo;
+    w->use_next = rt->nworkers > 1 && rt->cfg.lifo && rt->cfg.next_slot;
     weft__timers_init(&w->timers);
     weft__stack_cache_init(&w->stacks);
     weft__inject_init(&w->inbox);

@@ -56,7 +56,8 @@
  *    operation that did not wait, the woken task moves to the ring and the
  *    other worker runs it while the waker spins with no call at all (a
  *    woken task left in the slot would hang the run: the watchdog fails
- *    it).
+ *    it). With WEFT_NEXT_SLOT=0 the slot stays empty and the woken task
+ *    goes straight to the other worker.
  * A watchdog (alarm) kills a hung run, which fails the test.
  * Sanitizer builds divide the sizes by WEFT_TEST_SCALE.
  */
@@ -752,7 +753,7 @@ END_TEST
 
 /* ---- the next slot ----------------------------------------------------- */
 
-enum { NEXT_CHECKPOINT, NEXT_SPAWN, NEXT_CHAN_SEND, NEXT_CHAN_RECV, NEXT_WAYS };
+enum { NEXT_CHECKPOINT, NEXT_SPAWN, NEXT_CHAN_SEND, NEXT_CHAN_RECV, NEXT_OFF, NEXT_WAYS };
 static weft_chan *next_wake, *next_buf;
 static _Atomic int woken_ran;
 static struct weft__task *woken_task;
@@ -782,10 +783,15 @@ static void *next_main(void *arg)
         ck_assert_int_eq(weft_sleep(100 * WEFT_USEC), 0);
     struct weft__worker *w = weft__worker_self();
     ck_assert_int_eq(weft_chan_send(next_wake, NULL), 0);
+    weft_task *extra = NULL;
+    if (way == NEXT_OFF) {
+        /* WEFT_NEXT_SLOT=0: onto the ring, and the idle worker is woken. */
+        ck_assert_ptr_null(weft__worker_next(w));
+        goto spin;
+    }
     /* Woken by this task, it waits for this task's next decision. */
     ck_assert_ptr_eq(weft__worker_next(w), woken_task);
     ck_assert_int_eq(atomic_load(&woken_ran), 0);
-    weft_task *extra = NULL;
     switch (way) {
     case NEXT_CHECKPOINT:
         ck_assert_int_eq(weft_checkpoint(), 0);
@@ -803,6 +809,7 @@ static void *next_main(void *arg)
     }
     }
     ck_assert_ptr_null(weft__worker_next(w));
+spin:
     /* No call from here on: only the other worker can run it. */
     while (!atomic_load(&woken_ran))
         __asm__ volatile("" ::: "memory");
@@ -819,6 +826,7 @@ START_TEST(next_slot_moves_on)
     alarm(WATCHDOG_S);
     atomic_store(&woken_ran, 0);
     struct weft_config cfg = config_with_workers(2);
+    cfg.next_slot = _i != NEXT_OFF;
     void *r = IPTR(-1);
     ck_assert_int_eq(weft_run(&cfg, next_main, IPTR(_i), &r), 0);
     ck_assert_ptr_null(r);
