@@ -127,7 +127,6 @@ static int grow(struct weft__task_table *tt)
         /* Not waiting: a wake word whose outcome is WAITING would let a
          * canceller ready a task that waits for nothing. */
         atomic_init(&chunk[i].wake, WEFT_WAKE_WOKEN);
-        chunk[i].heap_idx = UINT32_MAX;
         chunk[i].next = tt->spare;
         tt->spare = &chunk[i];
     }
@@ -234,7 +233,7 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->cancel_inherited = 0;
     t->wait = WEFT_W_NONE;
     t->wait_obj = NULL;
-    t->timer_w = NULL;
+    atomic_store_explicit(&t->timer_w, NULL, memory_order_relaxed);
     if (__builtin_expect(weft__rt && weft__rt->account, 0)) {
         memset(t->acct_ns, 0, sizeof t->acct_ns);
         t->acct_state = WEFT_ACCT_READY;

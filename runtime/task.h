@@ -101,7 +101,9 @@ struct weft__task {
                                      written by the joiner before it claims the join word,
                                      read by the finisher while the word is WAKING */
     const void *wait_obj;         /* what it waits on, for the deadlock report */
-    struct weft__worker *timer_w; /* whose timer heap holds its deadline, or NULL */
+    /* Whose timer heap holds its deadline, or NULL: set at the arm, cleared
+     * by the firing worker (under the heap's lock) or by the task. */
+    _Atomic(struct weft__worker *) timer_w;
     uint64_t timer_seq;           /* the wait that deadline belongs to; under timer_w's lock */
     /* Time accounting: written by whoever owns the task in its state (the
      * worker running it, or the party that readies it). */
@@ -109,7 +111,11 @@ struct weft__task {
     uint64_t acct_since;
     uint8_t acct_state;
     uint32_t index;               /* slot index in the task table; fixed */
-    uint32_t heap_idx;            /* position in timer_w's heap; UINT32_MAX when in none */
+    /* Its live timer entry: the entry's id (0 when none) and heap. Written
+     * under that heap's lock; read under another heap's lock by a look at
+     * a stale entry of this task there (timer.c), hence atomic. */
+    _Atomic uint64_t timer_id;
+    _Atomic(struct weft__timers *) timer_heap;
     _Atomic uint8_t state;        /* enum weft__task_state */
     uint8_t wait;                 /* enum weft__wait */
     char name[32];

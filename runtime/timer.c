@@ -2,20 +2,24 @@
  * Timers: one 4-ary min-heap per worker of waiting tasks, keyed by
  * deadline (Go's choice since 1.14: per-P heaps, no global lock). Every
  * wait with a deadline puts its task here: sleeps, and the deadline forms
- * of joins, futures, channels and locks. Each task knows its heap position
- * (heap_idx), so a deadline whose wait ended otherwise (woken, cancelled)
- * is removed in O(log n) by the task itself when it resumes, from
- * whichever worker's heap holds it: the heap's spin lock makes that safe,
- * and means no stale entry outlives its wait. A firing deadline ends the
- * wait of the seq it was armed with (waitq.c), which fails harmlessly if
- * something else ended it first. A 4-ary heap is half as deep as a binary
- * one, and an entry holds its deadline beside its task (16 bytes), so
- * that the four children compared at each level of a sift are one cache
- * line of the array: a sift through 100,000 sleepers then misses the
- * cache once a level (the moved task's heap_idx), not five times (each
- * child's task). On W6 (100,000 sleepers, shared stacks) that took the
- * heap's removals from 6.3% to 5.1% of the samples and the run from +69.9
- * to +66.5 ms over the ideal (medians of 9 interleaved rounds).
+ * of joins, futures, channels and locks. A firing deadline ends the wait
+ * of the seq it was armed with (waitq.c), which fails harmlessly if
+ * something else ended it first.
+ *
+ * Deletion is lazy, as Go's timers are: a deadline whose wait ended
+ * otherwise (woken, cancelled) is not taken out of the heap; the task
+ * clears its timer_id, which makes the entry stale, and a stale entry is
+ * dropped when it reaches the top (or when stale entries outnumber live
+ * ones, in one O(n) rebuild, so that the heap never holds more than
+ * twice its live deadlines plus a few). So no entry records its position
+ * in the task, and a sift moves entries within the array and touches no
+ * task: before, every level of a sift wrote the moved task's heap index,
+ * a cache miss a level in a heap of 100,000 sleepers. `live` is what the
+ * rest of the runtime sees (ntimers: deadlock detection, stats).
+ *
+ * A 4-ary heap is half as deep as a binary one, and an entry holds its
+ * deadline beside its task, so the children compared at each level of a
+ * sift lie together in the array.
  *
  * Rejected: a hierarchical timing wheel gives O(1) insert but needs a tick
  * and cascading; at the sizes here (10^5-10^6 sleepers) the heap's log n is
@@ -25,12 +29,13 @@
  * scheduling decisions otherwise (worker.c), never on every yield.
  *
  * Only the owner adds; the owner fires, and so does an idle worker when
- * a deadline in a busy worker's heap has passed (worker.c); removals come
+ * a deadline in a busy worker's heap has passed (worker.c); cancels come
  * from any worker; all under the heap's lock. weft_sleep lives here too.
  */
 #include "timer.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -52,7 +57,8 @@ void weft__timers_init(struct weft__timers *t)
 {
     weft__lock_init(&t->lock);
     t->heap = NULL;
-    t->len = t->cap = 0;
+    t->len = t->cap = t->live = 0;
+    t->next_id = 0;
     t->fired = 0;
 }
 
@@ -62,12 +68,6 @@ void weft__timers_term(struct weft__timers *t)
     weft__timers_init(t);
 }
 
-static void place(struct weft__timers *t, uint32_t i, struct weft__timer_ent e)
-{
-    t->heap[i] = e;
-    e.task->heap_idx = i;
-}
-
 static void sift_up(struct weft__timers *t, uint32_t i)
 {
     struct weft__timer_ent e = t->heap[i];
@@ -75,10 +75,10 @@ static void sift_up(struct weft__timers *t, uint32_t i)
         uint32_t parent = (i - 1) / ARITY;
         if (t->heap[parent].deadline <= e.deadline)
             break;
-        place(t, i, t->heap[parent]);
+        t->heap[i] = t->heap[parent];
         i = parent;
     }
-    place(t, i, e);
+    t->heap[i] = e;
 }
 
 static void sift_down(struct weft__timers *t, uint32_t i)
@@ -95,10 +95,10 @@ static void sift_down(struct weft__timers *t, uint32_t i)
                 best = c;
         if (t->heap[best].deadline >= e.deadline)
             break;
-        place(t, i, t->heap[best]);
+        t->heap[i] = t->heap[best];
         i = best;
     }
-    place(t, i, e);
+    t->heap[i] = e;
 }
 
 static int reserve(struct weft__timers *t)
@@ -114,18 +114,55 @@ static int reserve(struct weft__timers *t)
     return 0;
 }
 
-void weft__timer_del(struct weft__timers *t, struct weft__task *task)
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+/* Under t's lock. Another heap's lock may guard the task's fields now, but
+ * once it left t (under t's lock) they never name t again unless it is
+ * armed in t anew, which is under t's lock too. */
+static inline bool is_live(const struct weft__timers *t, const struct weft__timer_ent *e)
 {
-    uint32_t i = task->heap_idx;
-    task->heap_idx = UINT32_MAX;
-    struct weft__timer_ent last = t->heap[--t->len];
-    if (i == t->len)
+    return LOAD(e->task->timer_id) == e->id && LOAD(e->task->timer_heap) == t;
+}
+
+/* Takes the top entry out. */
+static void remove_top(struct weft__timers *t)
+{
+    t->heap[0] = t->heap[--t->len];
+    if (t->len > 1)
+        sift_down(t, 0);
+}
+
+/* Drops the stale entries at the top. */
+static void drop_stale_top(struct weft__timers *t)
+{
+    while (t->len && !is_live(t, &t->heap[0]))
+        remove_top(t);
+}
+
+/* Stale entries outnumber live ones: keep the live ones, heapify. */
+static void compact(struct weft__timers *t)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->len; i++)
+        if (is_live(t, &t->heap[i]))
+            t->heap[n++] = t->heap[i];
+    t->len = n;
+    for (uint32_t i = n / ARITY + 1; i-- > 0;)
+        if (i < n)
+            sift_down(t, i);
+}
+
+void weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
+{
+    if (LOAD(task->timer_id) == 0 || LOAD(task->timer_heap) != t)
         return;
-    place(t, i, last);
-    if (i > 0 && t->heap[(i - 1) / ARITY].deadline > last.deadline)
-        sift_up(t, i);
-    else
-        sift_down(t, i);
+    STORE(task->timer_id, 0);
+    STORE(task->timer_heap, NULL);
+    t->live--;
+    drop_stale_top(t);
+    if (t->len - t->live > 64 && t->len - t->live > t->live)
+        compact(t);
 }
 
 int weft__timer_add(struct weft__timers *t, struct weft__task *task)
@@ -133,29 +170,38 @@ int weft__timer_add(struct weft__timers *t, struct weft__task *task)
     int err = reserve(t);
     if (err < 0)
         return err;
-    t->heap[t->len] = (struct weft__timer_ent){task->deadline, task};
+    uint64_t id = ++t->next_id;
+    STORE(task->timer_id, id);
+    STORE(task->timer_heap, t);
+    t->heap[t->len] = (struct weft__timer_ent){task->deadline, task, id};
     sift_up(t, t->len++);
+    t->live++;
     return 0;
 }
 
-uint64_t weft__timers_first(const struct weft__timers *t)
+uint64_t weft__timers_first(struct weft__timers *t)
 {
+    drop_stale_top(t);
     return t->len ? t->heap[0].deadline : UINT64_MAX;
 }
 
 struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now)
 {
+    drop_stale_top(t);
     if (t->len == 0 || t->heap[0].deadline > now)
         return NULL;
     struct weft__task *task = t->heap[0].task;
-    weft__timer_del(t, task);
+    remove_top(t);
+    STORE(task->timer_id, 0);
+    STORE(task->timer_heap, NULL);
+    t->live--;
     __atomic_store_n(&t->fired, t->fired + 1, __ATOMIC_RELAXED); /* read by stats */
     return task;
 }
 
 static void publish_len(struct weft__worker *w)
 {
-    atomic_store_explicit(&w->ntimers, w->timers.len, memory_order_relaxed);
+    atomic_store_explicit(&w->ntimers, w->timers.live, memory_order_relaxed);
 }
 
 int weft__timers_reserve(struct weft__worker *w)
@@ -173,7 +219,7 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
     weft__lock_acquire(&t->lock);
     task->deadline = deadline;
     task->timer_seq = seq;
-    task->timer_w = w;
+    atomic_store_explicit(&task->timer_w, w, memory_order_relaxed);
     if (weft__timer_add(t, task) < 0) /* reserved before the switch */
         weft__panic("timer heap: no room after reserving");
     publish_len(w);
@@ -183,16 +229,15 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
     weft__worker_timer_armed(w->rt, deadline);
 }
 
-void weft__timer_disarm_slow(struct weft__task *task)
+void weft__timer_disarm_slow(struct weft__task *task, struct weft__worker *w)
 {
-    struct weft__worker *w = task->timer_w;
     weft__lock_acquire(&w->timers.lock);
-    if (task->heap_idx != UINT32_MAX) {
-        weft__timer_del(&w->timers, task);
+    if (LOAD(task->timer_id) != 0) {
+        weft__timer_cancel(&w->timers, task);
         publish_len(w);
     }
     weft__lock_release(&w->timers.lock);
-    task->timer_w = NULL;
+    atomic_store_explicit(&task->timer_w, NULL, memory_order_relaxed);
 }
 
 void weft__timers_fire(struct weft__worker *w)
@@ -213,8 +258,12 @@ void weft__timers_fire_from(struct weft__worker *self, struct weft__worker *w)
             return;
         }
         /* Read under the lock: once the entry is gone the task may start
-         * a new wait with a new seq. */
+         * a new wait with a new seq. Its deadline is gone, so its disarm
+         * has nothing to do: release, so that a task that sees NULL there
+         * (woken by this fire, or by another party first, when this wake
+         * fails) arms its next deadline only after this read. */
         uint64_t seq = task->timer_seq;
+        atomic_store_explicit(&task->timer_w, NULL, memory_order_release);
         weft__lock_release(&t->lock);
         weft__wake(task, seq, WEFT_WAKE_TIMEDOUT);
         /* Only now, with the task queued: the last worker to go idle takes

@@ -4,6 +4,7 @@
 #ifndef WEFT_TIMER_H
 #define WEFT_TIMER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,20 +13,25 @@
 struct weft__task;
 struct weft__worker;
 
-/* A worker's heap. `lock` guards heap, len and cap: the owner adds and
- * fires, and a task whose wait ended otherwise removes its own deadline
- * from whichever worker's heap holds it. `fired` is the owner's. */
-/* A heap entry: the deadline is kept beside the task, so that sifting
- * compares entries of the array and touches no task but the one moved. */
+/* A heap entry: the deadline beside the task, so that sifting compares
+ * entries of the array and touches no task, and the id the task had when
+ * it was armed: the entry is stale once the task's timer_id says
+ * otherwise (its wait ended before the deadline). */
 struct weft__timer_ent {
     uint64_t deadline;
     struct weft__task *task;
+    uint64_t id;
 };
 
+/* A worker's heap. `lock` guards everything but `fired`, which is the
+ * owner's: the owner adds and fires, an idle worker fires too, and a task
+ * whose wait ended otherwise marks its entry stale, from any worker. len
+ * counts entries, live those not stale. */
 struct weft__timers {
     struct weft__lock lock;
     struct weft__timer_ent *heap;
-    uint32_t len, cap;
+    uint32_t len, cap, live;
+    uint64_t next_id;
     uint64_t fired;
 };
 
@@ -33,8 +39,10 @@ void weft__timers_init(struct weft__timers *t);
 void weft__timers_term(struct weft__timers *t);
 /* The heap itself; the caller holds t->lock (or owns t outright). */
 int weft__timer_add(struct weft__timers *t, struct weft__task *task);
-void weft__timer_del(struct weft__timers *t, struct weft__task *task);
-uint64_t weft__timers_first(const struct weft__timers *t);
+/* Marks task's entry stale, if it has a live one in t. */
+void weft__timer_cancel(struct weft__timers *t, struct weft__task *task);
+/* The earliest live deadline, or UINT64_MAX (stale entries on top go). */
+uint64_t weft__timers_first(struct weft__timers *t);
 struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now);
 
 /* Makes room in w's heap for one more deadline, so that arming it after
@@ -46,11 +54,12 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
                      uint64_t seq);
 /* Takes the calling task's deadline out of whichever heap holds it, if it
  * has not fired. Task context, after its wait ended. */
-void weft__timer_disarm_slow(struct weft__task *task);
+void weft__timer_disarm_slow(struct weft__task *task, struct weft__worker *w);
 #define weft__timer_disarm(task)                                                                   \
     do {                                                                                           \
-        if ((task)->timer_w)                                                                       \
-            weft__timer_disarm_slow(task);                                                         \
+        struct weft__worker *w_ = atomic_load_explicit(&(task)->timer_w, memory_order_acquire);   \
+        if (w_)                                                                                    \
+            weft__timer_disarm_slow((task), w_);                                                   \
     } while (0)
 /* Ends the waits whose deadlines have passed in w's heap (outcome
  * TIMEDOUT). Worker w's thread. */

@@ -3,8 +3,10 @@
  * 4-ary heap itself (white-box: timer.h) against a sorted reference.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "task.h"
 #include "timer.h"
@@ -149,11 +151,16 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Cancels every fourth entry (a mix of leaves and inner nodes), or three
+ * in four (stale entries then outnumber live ones: the heap compacts). */
+static const int cancel_of_four[] = {1, 3};
+
 START_TEST(heap_pops_in_order_after_random_deletes)
 {
-    enum { N = 20000, DEL = 5000 };
+    enum { N = 20000 };
     static struct weft__task tasks[N];
     static uint64_t expect[N];
+    memset(tasks, 0, sizeof tasks);
     struct weft__timers tm;
     weft__timers_init(&tm);
     srand(12345);
@@ -161,23 +168,30 @@ START_TEST(heap_pops_in_order_after_random_deletes)
         tasks[i].deadline = (uint64_t)(rand() % 1000); /* many ties */
         ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
     }
-    /* Delete every fourth task, a mix of leaves and inner nodes. */
     int kept = 0;
     for (int i = 0; i < N; i++) {
-        if (i % 4 == 0 && i / 4 < DEL)
-            weft__timer_del(&tm, &tasks[i]);
-        else
+        if (i % 4 < cancel_of_four[_i]) {
+            weft__timer_cancel(&tm, &tasks[i]);
+            weft__timer_cancel(&tm, &tasks[i]); /* twice: the second does nothing */
+            ck_assert_uint_eq(atomic_load(&tasks[i].timer_id), 0);
+        } else {
             expect[kept++] = tasks[i].deadline;
+        }
+        /* Stale entries never outnumber live ones by more than a few. */
+        ck_assert_uint_le(tm.len - tm.live, tm.live > 64 ? tm.live : 64);
     }
     qsort(expect, (size_t)kept, sizeof expect[0], cmp_u64);
-    ck_assert_uint_eq(tm.len, (uint32_t)kept);
+    ck_assert_uint_eq(tm.live, (uint32_t)kept);
     for (int i = 0; i < kept; i++) {
         struct weft__task *t = weft__timers_pop_due(&tm, UINT64_MAX - 1);
         ck_assert_ptr_nonnull(t);
         ck_assert_uint_eq(t->deadline, expect[i]);
+        ck_assert_uint_eq(atomic_load(&t->timer_id), 0);
     }
     ck_assert_ptr_null(weft__timers_pop_due(&tm, UINT64_MAX));
     ck_assert_uint_eq(weft__timers_first(&tm), UINT64_MAX);
+    ck_assert_uint_eq(tm.live, 0);
+    ck_assert_uint_eq(tm.len, 0);
     weft__timers_term(&tm);
 }
 END_TEST
@@ -197,6 +211,14 @@ START_TEST(heap_pop_due_respects_now)
     ck_assert_ptr_null(weft__timers_pop_due(&tm, 150));
     ck_assert_ptr_eq(weft__timers_pop_due(&tm, 200), &b);
     ck_assert_uint_eq(tm.fired, 2);
+    /* A cancelled deadline on top is not the first one. */
+    ck_assert_int_eq(weft__timer_add(&tm, &a), 0);
+    ck_assert_int_eq(weft__timer_add(&tm, &b), 0);
+    weft__timer_cancel(&tm, &a);
+    ck_assert_uint_eq(weft__timers_first(&tm), 200);
+    ck_assert_ptr_eq(weft__timers_pop_due(&tm, 1000), &b);
+    ck_assert_ptr_null(weft__timers_pop_due(&tm, 1000));
+    ck_assert_uint_eq(tm.fired, 3);
     weft__timers_term(&tm);
 }
 END_TEST
@@ -252,7 +274,8 @@ static Suite *suite(void)
     tcase_add_test(tc, many_sleepers_all_wake);
     tcase_add_test(tc, now_is_monotonic);
     tcase_add_test(tc, deadline_in_a_busy_workers_heap_fires);
-    tcase_add_test(tc, heap_pops_in_order_after_random_deletes);
+    tcase_add_loop_test(tc, heap_pops_in_order_after_random_deletes, 0,
+                        (int)(sizeof cancel_of_four / sizeof cancel_of_four[0]));
     tcase_add_test(tc, heap_pop_due_respects_now);
     suite_add_tcase(s, tc);
     return s;
