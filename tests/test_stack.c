@@ -90,9 +90,12 @@ static void *mapping_main(void *arg)
     return NULL;
 }
 
-/* ThreadSanitizer maps memory of its own for every fiber, so there the
- * mappings are counted by the runtime instead of read from the kernel. */
-#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer maps memory of its own for every fiber, and
+ * AddressSanitizer's allocator maps regions of its own as allocations of
+ * new sizes arrive (the runtime's other allocations during the count, such
+ * as the timer heap's growth, then add mappings), so there the mappings
+ * are counted by the runtime instead of read from the kernel. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define KERNEL_MAPS_ARE_OURS 0
 #else
 #define KERNEL_MAPS_ARE_OURS 1
