@@ -282,6 +282,15 @@ uint64_t weft__timers_next(struct weft__worker *w)
     return when;
 }
 
+/* Sleeps the calling task until deadline, which is in the future. */
+static int sleep_until(struct weft__task *self, uint64_t deadline)
+{
+    uint64_t seq = weft__wait_seq(self);
+    int how = weft__wait(self, seq, NULL, deadline, WEFT_W_SLEEP, NULL, false);
+    /* A sleep that reaches its deadline has done what it was asked. */
+    return how == WEFT_WAKE_TIMEDOUT ? 0 : weft__wait_error(self, how);
+}
+
 int weft_sleep(uint64_t ns)
 {
     struct weft__worker *w = weft__worker_self();
@@ -292,8 +301,8 @@ int weft_sleep(uint64_t ns)
     if (err < 0 || ns == 0)
         return err < 0 ? err : weft_yield();
     uint64_t now = weft_now();
-    uint64_t deadline = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
-    return weft_sleep_until(deadline);
+    /* In the future by construction: one clock read, not two. */
+    return sleep_until(self, ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns);
 }
 
 int weft_sleep_until(uint64_t deadline)
@@ -307,8 +316,5 @@ int weft_sleep_until(uint64_t deadline)
         return err;
     if (deadline <= weft_now())
         return weft_yield();
-    uint64_t seq = weft__wait_seq(self);
-    int how = weft__wait(self, seq, NULL, deadline, WEFT_W_SLEEP, NULL, false);
-    /* A sleep that reaches its deadline has done what it was asked. */
-    return how == WEFT_WAKE_TIMEDOUT ? 0 : weft__wait_error(self, how);
+    return sleep_until(self, deadline);
 }
