@@ -9,9 +9,8 @@
  * Deletion is lazy, as Go's timers are: a deadline whose wait ended
  * otherwise (woken, cancelled) is not taken out of the heap; the task
  * clears its timer_id, which makes the entry stale, and a stale entry is
- * dropped when it reaches the top (or when stale entries outnumber live
- * ones, in one O(n) rebuild, so that the heap never holds more than
- * twice its live deadlines plus a few). So no entry records its position
+ * dropped when it reaches the top (or, when a cancel leaves stale entries
+ * outnumbering live ones, in one O(n) rebuild). So no entry records its position
  * in the task, and a sift moves entries within the array and touches no
  * task: before, every level of a sift wrote the moved task's heap index,
  * a cache miss a level in a heap of 100,000 sleepers. `live` is what the

@@ -447,8 +447,9 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
  * without). It is Tokio's LIFO slot; Go's runnext is the same slot with a
  * wake-up. A second wake moves the first woken task to the ring (with the
  * usual wake-up), and so does the waker going on past a point where it is
- * plainly not about to suspend: a spawn, a checkpoint, a channel operation
- * that completed without waiting (weft__worker_flush_next). Searching
+ * plainly not about to suspend: a spawn, a checkpoint, an operation on a
+ * buffered channel (weft__worker_flush_next); and so does a maintenance
+ * pass that picks another task to run first (pick_next). Searching
  * workers take a victim's next task only when the victim has made no
  * switch for a grace period (steal_next), as Go's thieves do. What is
  * lost: a task woken by one that then computes without any of those calls
@@ -631,8 +632,14 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
     struct weft__task *t;
     if (__builtin_expect(--w->tick == 0, 0)) {
         w->tick = MAINTENANCE_INTERVAL;
-        if ((t = maintenance(w)) != NULL)
+        if ((t = maintenance(w)) != NULL) {
+            /* Another task goes first (and may compute for long): the one
+             * in the next slot, for which no worker was woken, moves to
+             * the ring, where the usual wake-up lets another take it. */
+            if (atomic_load_explicit(&w->next_task, memory_order_relaxed))
+                weft__worker_flush_next_slow(w);
             return t;
+        }
     }
     if (__builtin_expect(atomic_load_explicit(&w->next_task, memory_order_relaxed) != NULL, 0) &&
         (t = take_next(w)) != NULL)
@@ -1259,7 +1266,9 @@ int weft_yield(void)
         if (!__builtin_expect(w->poll_due, 0))
             return 0;
         w->poll_due = false;
+        w->in_sched = true; /* the poll's wakes are not the yielder's */
         poll_busy(w);
+        w->in_sched = false;
         if ((next = pick_next(w)) == NULL)
             return 0;
     }

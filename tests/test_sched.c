@@ -58,6 +58,11 @@
  *    woken task left in the slot would hang the run: the watchdog fails
  *    it). With WEFT_NEXT_SLOT=0 the slot stays empty and the woken task
  *    goes straight to the other worker.
+ *  - next_slot_left_when_maintenance_picks_another: the waker suspends,
+ *    but the decision is a maintenance pass that gives a yielder its turn
+ *    (forced white-box), and the yielder spins until the woken task has
+ *    run: the woken task must move to the ring, and the parked worker be
+ *    woken for it (it hung before the fix).
  * A watchdog (alarm) kills a hung run, which fails the test.
  * Sanitizer builds divide the sizes by WEFT_TEST_SCALE.
  */
@@ -835,6 +840,86 @@ START_TEST(next_slot_moves_on)
 }
 END_TEST
 
+/* The waker suspends, but its worker's decision is a maintenance pass that
+ * picks another task first (here a yielder's turn, forced white-box on the
+ * 61st decision), and that task computes until the woken one has run: the
+ * woken task must leave the next slot for the ring, where the parked
+ * worker is woken to take it. */
+static weft_chan *strand_c, *strand_done;
+static _Atomic int strand_b_started, strand_release_b, strand_x_ran;
+
+static void *strand_spinner(void *arg)
+{
+    (void)arg;
+    atomic_store(&strand_b_started, 1);
+    while (!atomic_load(&strand_release_b))
+        __asm__ volatile("" ::: "memory");
+    return NULL;
+}
+
+static void *strand_woken(void *arg)
+{
+    (void)arg;
+    void *v;
+    CHECK(weft_chan_recv(strand_c, &v) == 0);
+    atomic_store(&strand_x_ran, 1);
+    CHECK(weft_chan_send(strand_done, NULL) == 0);
+    return NULL;
+}
+
+static void *strand_yielder(void *arg)
+{
+    (void)arg;
+    CHECK(weft_yield() == 0);
+    while (!atomic_load(&strand_x_ran)) /* no call: only another worker can run X */
+        __asm__ volatile("" ::: "memory");
+    return NULL;
+}
+
+static void *strand_main(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weft_chan_new(&strand_c, 0), 0);
+    ck_assert_int_eq(weft_chan_new(&strand_done, 0), 0);
+    weft_task *hb, *hx, *hs;
+    /* The other worker, busy until released, then parked. */
+    ck_assert_int_eq(weft_spawn(&hb, strand_spinner, NULL), 0);
+    while (!atomic_load(&strand_b_started))
+        __asm__ volatile("" ::: "memory");
+    ck_assert_int_eq(weft_spawn(&hx, strand_woken, NULL), 0);
+    int err;
+    struct weft__task *xt = weft__task_lookup(hx, &err);
+    ck_assert_ptr_nonnull(xt);
+    while (atomic_load(&xt->state) != WEFT_T_BLOCKED)
+        ck_assert_int_eq(weft_yield(), 0);
+    ck_assert_int_eq(weft_spawn(&hs, strand_yielder, NULL), 0);
+    ck_assert_int_eq(weft_yield(), 0); /* the yielder runs and queues behind this task */
+    struct weft__worker *w = weft__worker_self();
+    ck_assert_ptr_nonnull(w->yields.head);
+    atomic_store(&strand_release_b, 1);
+    while (atomic_load(&w->rt->nidle) != 1) /* the other worker parks */
+        __asm__ volatile("" ::: "memory");
+    ck_assert_int_eq(weft_chan_send(strand_c, NULL), 0);
+    ck_assert_ptr_eq(weft__worker_next(w), xt); /* in the slot, nobody woken */
+    w->tick = 1;               /* this decision is a maintenance pass, */
+    w->yield_passes = 61 - 1;  /* and the yielder's turn (every 61 passes) */
+    void *v;
+    ck_assert_int_eq(weft_chan_recv(strand_done, &v), 0);
+    ck_assert_int_eq(weft_join(hb, NULL), 0);
+    ck_assert_int_eq(weft_join(hx, NULL), 0);
+    ck_assert_int_eq(weft_join(hs, NULL), 0);
+    ck_assert_int_eq(weft_chan_free(strand_c), 0);
+    ck_assert_int_eq(weft_chan_free(strand_done), 0);
+    return NULL;
+}
+
+START_TEST(next_slot_left_when_maintenance_picks_another)
+{
+    alarm(WATCHDOG_S);
+    run_on_workers(2, strand_main);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -851,6 +936,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deadlock_reported_on_n_workers);
     tcase_add_test(tc, a_yielder_is_not_starved);
     tcase_add_loop_test(tc, next_slot_moves_on, 0, NEXT_WAYS);
+    tcase_add_test(tc, next_slot_left_when_maintenance_picks_another);
     suite_add_tcase(s, tc);
     return s;
 }
