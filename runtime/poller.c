@@ -245,6 +245,7 @@ unsigned weft__poller_poll(struct weft__worker *w, uint64_t deadline, bool *time
         return 0;
     }
     unsigned woken = 0;
+    weft__worker_poll_begin(w);
     for (int i = 0; i < n; i++) {
         uint64_t data = ev[i].data.u64;
         if (data == UINT64_MAX) {
@@ -276,6 +277,7 @@ unsigned weft__poller_poll(struct weft__worker *w, uint64_t deadline, bool *time
         }
         weft__lock_release(&f->lock);
     }
+    weft__worker_poll_end(w);
     return woken;
 }
 

@@ -111,14 +111,16 @@ struct weft__task {
     uint64_t acct_since;
     uint8_t acct_state;
     uint32_t index;               /* slot index in the task table; fixed */
-    /* Its live timer entry: the entry's id (0 when none) and heap. Written
-     * under that heap's lock; read under another heap's lock by a look at
-     * a stale entry of this task there (timer.c), hence atomic. */
-    _Atomic uint64_t timer_id;
-    _Atomic(struct weft__timers *) timer_heap;
     _Atomic uint8_t state;        /* enum weft__task_state */
     uint8_t wait;                 /* enum weft__wait */
     char name[32];
+    /* Its live timer entry: the entry's id (0 when none) and heap. Written
+     * under that heap's lock; read under another heap's lock by a look at
+     * a stale entry of this task there (timer.c), hence atomic. Last: only
+     * waits with a deadline touch them, and the hot fields above keep the
+     * cache lines they had. */
+    _Atomic uint64_t timer_id;
+    _Atomic(struct weft__timers *) timer_heap;
 } __attribute__((aligned(64)));
 
 /* Every task slot, allocated in chunks that live as long as the runtime,

@@ -472,6 +472,38 @@ void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t)
         weft__worker_ready(w, old);
 }
 
+/* Tasks woken by a poll, the I/O readiness of many connections at once,
+ * are served first come, first served: they go to the injection queue as
+ * one batch in the order epoll gave their descriptors, and from there into
+ * a ring oldest-first (from_inject). Pushed onto the ring one by one, the
+ * newest-first order would serve the connections of each poll in reverse
+ * and, worse, put every later poll's connections ahead of an earlier
+ * poll's that still wait: under load the oldest requests waited longest
+ * (W9's p99: 1.29 ms this way against 0.57 with WEFT_LIFO=0, same
+ * throughput). The batch costs one lock of the injection queue a poll. */
+void weft__worker_polled(struct weft__worker *w, struct weft__task *t)
+{
+    if (t->home) { /* a shared-stack task: to its home worker's inbox */
+        if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
+            atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
+        send_home(t);
+        return;
+    }
+    atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
+    fifo_push(&w->polled, t);
+}
+
+void weft__worker_poll_end(struct weft__worker *w)
+{
+    w->polling_wakes = false;
+    if (!w->polled.head)
+        return;
+    struct weft__fifo b = w->polled;
+    w->polled = (struct weft__fifo){0};
+    weft__inject_push(&w->rt->inject, b.head, b.tail, b.len);
+    notify(w->rt);
+}
+
 void weft__worker_flush_next_slow(struct weft__worker *w)
 {
     struct weft__task *t = atomic_exchange_explicit(&w->next_task, NULL, memory_order_acq_rel);
@@ -509,6 +541,13 @@ static struct weft__task *from_inject(struct weft__worker *w)
     WEFT_CNT_ADD(w->n.inject_pops, n);
     if ((n = keep_own(w, batch, n)) == 0)
         return NULL;
+    /* The queue's order kept: the owner pops the ring's newest, so the
+     * rest go in newest first, and the oldest of them runs next. */
+    for (uint32_t i = 1, j = n - 1; i < j; i++, j--) {
+        struct weft__task *x = batch[i];
+        batch[i] = batch[j];
+        batch[j] = x;
+    }
     weft__ring_push_many(&w->ring, batch + 1, n - 1);
     if (n > 1 && rt->nworkers > 1)
         notify(rt);

@@ -107,6 +107,10 @@ struct weft__worker {
     _Atomic(struct weft__task *) next_task;
     bool in_sched;                 /* in a poll or a timer pass: wakes go to the ring */
     bool use_next;                 /* several workers and LIFO order: the next slot is used */
+    /* While the worker polls: the tasks it wakes, in the order their
+     * descriptors came, for the injection queue (weft__worker_poll_end). */
+    struct weft__fifo polled;
+    bool polling_wakes;
 } __attribute__((aligned(64)));
 
 /* The worker running on this thread, or NULL. The overflow handler reads it,
@@ -149,12 +153,23 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t);
  * another: weft__wake), runnable: into w's next slot when a task of w is
  * running its own code, else as weft__worker_ready. Owner worker only. */
 void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t);
+void weft__worker_polled(struct weft__worker *w, struct weft__task *t);
+
+/* Around the wakes of one poll: they are served in the order their
+ * descriptors became ready, through the injection queue (worker.c). */
+static inline void weft__worker_poll_begin(struct weft__worker *w)
+{
+    w->polling_wakes = true;
+}
+void weft__worker_poll_end(struct weft__worker *w);
 static inline void weft__worker_woken(struct weft__worker *w, struct weft__task *t)
 {
     /* One worker: no thief, no wake-up to save; the ring's newest is the
      * same. Commits (w->commit set while one runs), polls and timer
      * passes: not the running task's wakes. */
-    if (!w->use_next || !w->current || w->in_sched || w->commit)
+    if (__builtin_expect(w->polling_wakes, 0))
+        weft__worker_polled(w, t);
+    else if (!w->use_next || !w->current || w->in_sched || w->commit)
         weft__worker_ready(w, t);
     else
         weft__worker_woken_next(w, t);

@@ -26,6 +26,11 @@
  *  - io_wait_is_accounted: a reader that waits for a writer's 20 ms sleep
  *    (begun once the reader started) has at least half of that as I/O wait
  *    in its time split; WEFT_STATS prints the I/O line.
+ *  - readiness_order_is_kept (1 worker): 64 readers, each waiting on its
+ *    own pipe; the pipes are written in a shuffled order while they wait,
+ *    and the readers run in that order, but for the few the maintenance
+ *    pass takes out of turn (the poller's wakes are served first come,
+ *    first served; newest first, before, they ran in reverse).
  *  - errors: -EPERM outside a task, -EINVAL for bad events and fds, -EBADF
  *    for a closed descriptor, weft_close of a bad fd.
  *  - no_descriptor_left: the runtime's own descriptors (epoll, eventfd)
@@ -581,6 +586,66 @@ static void *errors_main(void *arg)
     return NULL;
 }
 
+/* ---- the order of a poll's wakes ----------------------------------------- */
+
+enum { ORDER_N = 64 };
+static int order_fds[ORDER_N][2];
+static int order_ran[ORDER_N], order_next;
+
+static void *order_reader(void *arg)
+{
+    int i = (int)PINT(arg);
+    char c;
+    CHECK(weft_read_until(order_fds[i][0], &c, 1, weft_now() + 10 * WEFT_SEC) == 1);
+    order_ran[order_next++] = i; /* one worker: no race */
+    return NULL;
+}
+
+static void *order_main(void *arg)
+{
+    (void)arg;
+    weft_task *h[ORDER_N];
+    int perm[ORDER_N];
+    for (int i = 0; i < ORDER_N; i++) {
+        ck_assert_int_eq(pipe(order_fds[i]), 0);
+        perm[i] = i;
+    }
+    srand(7);
+    for (int i = ORDER_N - 1; i > 0; i--) {
+        int j = rand() % (i + 1), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    order_next = 0;
+    for (int i = 0; i < ORDER_N; i++)
+        ck_assert_int_eq(weft_spawn(&h[i], order_reader, IPTR(i)), 0);
+    ck_assert_int_eq(weft_yield(), 0); /* every reader runs and waits (one worker) */
+    for (int i = 0; i < ORDER_N; i++)
+        ck_assert_int_eq(write(order_fds[perm[i]][1], "x", 1), 1);
+    for (int i = 0; i < ORDER_N; i++)
+        ck_assert_int_eq(weft_join(h[i], NULL), 0);
+    ck_assert_int_eq(order_next, ORDER_N);
+    /* In order, but for the maintenance pass's look at the ring's oldest
+     * task every 61 decisions, which may take one from the far end. */
+    int rank[ORDER_N], ascending = 0;
+    for (int i = 0; i < ORDER_N; i++)
+        rank[perm[i]] = i;
+    for (int i = 0; i + 1 < ORDER_N; i++)
+        ascending += rank[order_ran[i]] < rank[order_ran[i + 1]];
+    ck_assert_int_ge(ascending, ORDER_N - 1 - 8);
+    for (int i = 0; i < ORDER_N; i++) {
+        weft_close(order_fds[i][0]);
+        close(order_fds[i][1]);
+    }
+    return NULL;
+}
+
+START_TEST(readiness_order_is_kept)
+{
+    run_on_workers(1, order_main);
+}
+END_TEST
+
 START_TEST(errors)
 {
     char c;
@@ -623,6 +688,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, io_in_gil_mode, 0, n);
     tcase_add_loop_test(tc, io_wait_is_accounted, 0, n);
     tcase_add_loop_test(tc, errors, 0, n);
+    tcase_add_test(tc, readiness_order_is_kept);
     tcase_add_loop_test(tc, no_descriptor_left, 0, n);
     suite_add_tcase(s, tc);
     return s;
