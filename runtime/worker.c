@@ -543,7 +543,7 @@ static struct weft__task *from_inject(struct weft__worker *w)
         return NULL;
     /* The queue's order kept: the owner pops the ring's newest, so the
      * rest go in newest first, and the oldest of them runs next. */
-    for (uint32_t i = 1, j = n - 1; i < j; i++, j--) {
+    for (uint32_t i = 1, j = n - 1; i < j && j < WEFT_RING_SLOTS / 2; i++, j--) {
         struct weft__task *x = batch[i];
         batch[i] = batch[j];
         batch[j] = x;
