@@ -188,8 +188,7 @@ static int recv_ready(weft_chan *c, void **v)
  * look: its sender waits for a receiver, so a pipeline over it suspends. */
 static __attribute__((noinline)) void flush_before(struct weft__task *self)
 {
-    struct weft__worker *w = self->worker;
-    weft__worker_flush_next(w, weft__worker_next(w));
+    weft__worker_flush_next(self->worker);
 }
 
 /* Waits in q (c->lock held) for the wait that me describes; returns 0 when

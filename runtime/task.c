@@ -404,7 +404,7 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
     *out = weft__task_handle(t);
     if (w) {
         /* The spawner goes on: a task it woke may be taken elsewhere. */
-        weft__worker_flush_next(w, weft__worker_next(w));
+        weft__worker_flush_next(w);
         weft__worker_ready(w, t);
     }
     else

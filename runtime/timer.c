@@ -152,16 +152,17 @@ static void compact(struct weft__timers *t)
             sift_down(t, i);
 }
 
-void weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
+bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
 {
     if (LOAD(task->timer_id) == 0 || LOAD(task->timer_heap) != t)
-        return;
+        return false;
     STORE(task->timer_id, 0);
     STORE(task->timer_heap, NULL);
     t->live--;
     drop_stale_top(t);
     if (t->len - t->live > 64 && t->len - t->live > t->live)
         compact(t);
+    return true;
 }
 
 int weft__timer_add(struct weft__timers *t, struct weft__task *task)
@@ -231,10 +232,8 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
 void weft__timer_disarm_slow(struct weft__task *task, struct weft__worker *w)
 {
     weft__lock_acquire(&w->timers.lock);
-    if (LOAD(task->timer_id) != 0) {
-        weft__timer_cancel(&w->timers, task);
+    if (weft__timer_cancel(&w->timers, task))
         publish_len(w);
-    }
     weft__lock_release(&w->timers.lock);
     atomic_store_explicit(&task->timer_w, NULL, memory_order_relaxed);
 }

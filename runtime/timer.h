@@ -5,6 +5,7 @@
 #define WEFT_TIMER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,8 +40,9 @@ void weft__timers_init(struct weft__timers *t);
 void weft__timers_term(struct weft__timers *t);
 /* The heap itself; the caller holds t->lock (or owns t outright). */
 int weft__timer_add(struct weft__timers *t, struct weft__task *task);
-/* Marks task's entry stale, if it has a live one in t. */
-void weft__timer_cancel(struct weft__timers *t, struct weft__task *task);
+/* Marks task's entry stale, if it has a live one in t; returns whether it
+ * had. */
+bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task);
 /* The earliest live deadline, or UINT64_MAX (stale entries on top go). */
 uint64_t weft__timers_first(struct weft__timers *t);
 struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now);

@@ -107,7 +107,7 @@ int weft_checkpoint(void)
     /* A task this one woke waits in the next slot for its next decision,
      * which a task at a checkpoint is not about to make. Before the GIL's
      * hand-off, which may keep this thread waiting for the token. */
-    weft__worker_flush_next(w, weft__worker_next(w));
+    weft__worker_flush_next(w);
     if (__builtin_expect(w->rt->gil_on, 0))
         weft__worker_gil_checkpoint(w);
     return weft__cancel_take(w->current);

@@ -416,16 +416,25 @@ static bool shared_enter(struct weft__worker *w, struct weft__task *t)
     return true;
 }
 
-void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
+/* Marks t, which has been made runnable on w, READY; or, when it is
+ * another worker's shared-stack task, sends it home and returns false. */
+static inline bool settle_ready(struct weft__worker *w, struct weft__task *t)
 {
     /* A task that has not run has no home yet. */
     if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW) {
         if (misplaced(w, t)) {
             send_home(t);
-            return;
+            return false;
         }
         atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
     }
+    return true;
+}
+
+void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
+{
+    if (!settle_ready(w, t))
+        return;
     /* Only a ring that was empty needs a wake-up: while it is not, every
      * worker that parks sees it in its last look (the essay above). */
     bool was_empty = weft__ring_len(&w->ring) == 0;
@@ -454,18 +463,13 @@ void weft__worker_ready(struct weft__worker *w, struct weft__task *t)
  * switch for a grace period (steal_next), as Go's thieves do. What is
  * lost: a task woken by one that then computes without any of those calls
  * waits for it (docs/design/run-queues.md). Wakes from commits (w->commit
- * is set while one runs: a wait's own end, an exit waking its joiner),
- * polls and timer passes (in_sched) go to the ring, since the task running
- * then did not make them. */
+ * is set while one runs: a wait's own end, an exit waking its joiner) and
+ * timer passes (in_sched) go to the ring, and a poll's to its batch
+ * (weft__worker_polled), since the task running then did not make them. */
 void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t)
 {
-    if ((atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW &&
-         misplaced(w, t))) {
-        weft__worker_ready(w, t);
+    if (!settle_ready(w, t))
         return;
-    }
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
-        atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
     /* Release: a thief that takes t sees it whole. */
     struct weft__task *old = atomic_exchange_explicit(&w->next_task, t, memory_order_acq_rel);
     if (old)
@@ -484,8 +488,6 @@ void weft__worker_woken_next(struct weft__worker *w, struct weft__task *t)
 void weft__worker_polled(struct weft__worker *w, struct weft__task *t)
 {
     if (t->home) { /* a shared-stack task: to its home worker's inbox */
-        if (atomic_load_explicit(&t->state, memory_order_relaxed) != WEFT_T_NEW)
-            atomic_store_explicit(&t->state, WEFT_T_READY, memory_order_relaxed);
         send_home(t);
         return;
     }
@@ -631,13 +633,19 @@ void weft__worker_io_waiting(struct weft__runtime *rt)
         unpark_one(rt);
 }
 
+/* Fires w's passed deadlines from a decision: the wakes are the timer
+ * pass's, not the suspending task's, so they go to the ring. */
+static void fire_timers(struct weft__worker *w)
+{
+    w->in_sched = true;
+    weft__timers_fire(w);
+    w->in_sched = false;
+}
+
 static struct weft__task *maintenance(struct weft__worker *w)
 {
-    if (has_timers(w)) {
-        w->in_sched = true;
-        weft__timers_fire(w);
-        w->in_sched = false;
-    }
+    if (has_timers(w))
+        fire_timers(w);
     /* Not here: a task suspending with an object's lock held may be the
      * caller, and the poll takes descriptors' locks. After the switch. */
     if (__builtin_expect(weft__poller_wanted(&w->rt->poller), 0))
@@ -675,8 +683,7 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
             /* Another task goes first (and may compute for long): the one
              * in the next slot, for which no worker was woken, moves to
              * the ring, where the usual wake-up lets another take it. */
-            if (atomic_load_explicit(&w->next_task, memory_order_relaxed))
-                weft__worker_flush_next_slow(w);
+            weft__worker_flush_next(w);
             return t;
         }
     }
@@ -699,9 +706,7 @@ static inline __attribute__((always_inline)) struct weft__task *pick_next(struct
     if ((t = from_inbox(w)) != NULL)
         return t;
     if (has_timers(w)) {
-        w->in_sched = true;
-        weft__timers_fire(w);
-        w->in_sched = false;
+        fire_timers(w);
         t = weft__ring_pop_newest(&w->ring, NULL);
     }
     return t;
@@ -1116,9 +1121,7 @@ static inline void after_switch(struct weft__worker *w)
     }
     if (__builtin_expect(w->poll_due, 0)) {
         w->poll_due = false;
-        w->in_sched = true;
         poll_busy(w);
-        w->in_sched = false;
     }
 }
 
@@ -1305,9 +1308,7 @@ int weft_yield(void)
         if (!__builtin_expect(w->poll_due, 0))
             return 0;
         w->poll_due = false;
-        w->in_sched = true; /* the poll's wakes are not the yielder's */
-        poll_busy(w);
-        w->in_sched = false;
+        poll_busy(w); /* its wakes go to the poll's batch, not the next slot */
         if ((next = pick_next(w)) == NULL)
             return 0;
     }

@@ -105,7 +105,7 @@ struct weft__worker {
      * the owner runs it at its next decision; thieves take it only once
      * the owner has gone a while without one. */
     _Atomic(struct weft__task *) next_task;
-    bool in_sched;                 /* in a poll or a timer pass: wakes go to the ring */
+    bool in_sched;                 /* in a timer pass: wakes go to the ring */
     bool use_next;                 /* several workers and LIFO order: the next slot is used */
     /* While the worker polls: the tasks it wakes, in the order their
      * descriptors came, for the injection queue (weft__worker_poll_end). */
@@ -165,8 +165,8 @@ void weft__worker_poll_end(struct weft__worker *w);
 static inline void weft__worker_woken(struct weft__worker *w, struct weft__task *t)
 {
     /* One worker: no thief, no wake-up to save; the ring's newest is the
-     * same. Commits (w->commit set while one runs), polls and timer
-     * passes: not the running task's wakes. */
+     * same. Polls (polling_wakes), commits (w->commit set while one runs)
+     * and timer passes (in_sched): not the running task's wakes. */
     if (__builtin_expect(w->polling_wakes, 0))
         weft__worker_polled(w, t);
     else if (!w->use_next || !w->current || w->in_sched || w->commit)
@@ -175,21 +175,20 @@ static inline void weft__worker_woken(struct weft__worker *w, struct weft__task 
         weft__worker_woken_next(w, t);
 }
 
-/* The running task goes on after a call that did not suspend: a task it
- * woke before the call (still in the next slot) moves to the ring, where
- * idle workers are woken to take it. Owner worker only. */
-void weft__worker_flush_next_slow(struct weft__worker *w);
-static inline void weft__worker_flush_next(struct weft__worker *w, struct weft__task *had)
-{
-    if (__builtin_expect(had != NULL, 0) &&
-        atomic_load_explicit(&w->next_task, memory_order_relaxed) == had)
-        weft__worker_flush_next_slow(w);
-}
-
-/* What the next slot holds now (for weft__worker_flush_next). */
+/* What the next slot holds now. */
 static inline struct weft__task *weft__worker_next(struct weft__worker *w)
 {
     return atomic_load_explicit(&w->next_task, memory_order_relaxed);
+}
+
+/* The running task goes on without suspending: a task it woke (still in
+ * the next slot) moves to the ring, where idle workers are woken to take
+ * it. Owner worker only. */
+void weft__worker_flush_next_slow(struct weft__worker *w);
+static inline void weft__worker_flush_next(struct weft__worker *w)
+{
+    if (__builtin_expect(weft__worker_next(w) != NULL, 0))
+        weft__worker_flush_next_slow(w);
 }
 
 /* Puts t on the injection queue and wakes a worker. Any thread. */

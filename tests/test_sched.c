@@ -817,7 +817,7 @@ static void *next_main(void *arg)
 spin:
     /* No call from here on: only the other worker can run it. */
     while (!atomic_load(&woken_ran))
-        __asm__ volatile("" ::: "memory");
+        cpu_relax();
     ck_assert_int_eq(weft_join(h, NULL), 0);
     if (extra)
         ck_assert_int_eq(weft_join(extra, NULL), 0);
@@ -853,7 +853,7 @@ static void *strand_spinner(void *arg)
     (void)arg;
     atomic_store(&strand_b_started, 1);
     while (!atomic_load(&strand_release_b))
-        __asm__ volatile("" ::: "memory");
+        cpu_relax();
     return NULL;
 }
 
@@ -872,7 +872,7 @@ static void *strand_yielder(void *arg)
     (void)arg;
     CHECK(weft_yield() == 0);
     while (!atomic_load(&strand_x_ran)) /* no call: only another worker can run X */
-        __asm__ volatile("" ::: "memory");
+        cpu_relax();
     return NULL;
 }
 
@@ -885,7 +885,7 @@ static void *strand_main(void *arg)
     /* The other worker, busy until released, then parked. */
     ck_assert_int_eq(weft_spawn(&hb, strand_spinner, NULL), 0);
     while (!atomic_load(&strand_b_started))
-        __asm__ volatile("" ::: "memory");
+        cpu_relax();
     ck_assert_int_eq(weft_spawn(&hx, strand_woken, NULL), 0);
     int err;
     struct weft__task *xt = weft__task_lookup(hx, &err);
@@ -898,7 +898,7 @@ static void *strand_main(void *arg)
     ck_assert_ptr_nonnull(w->yields.head);
     atomic_store(&strand_release_b, 1);
     while (atomic_load(&w->rt->nidle) != 1) /* the other worker parks */
-        __asm__ volatile("" ::: "memory");
+        cpu_relax();
     ck_assert_int_eq(weft_chan_send(strand_c, NULL), 0);
     ck_assert_ptr_eq(weft__worker_next(w), xt); /* in the slot, nobody woken */
     w->tick = 1;               /* this decision is a maintenance pass, */
