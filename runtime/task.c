@@ -83,10 +83,14 @@ int weft__task_table_init(struct weft__task_table *tt)
 
 void weft__task_drop_shared(struct weft__task *t)
 {
-    if (t->saved)
+    struct weft__task_side *side = t->side;
+    if (t->saved && (!side || t->saved != side->room))
         weft__free(t->saved, t->saved_cap);
-    if (t->waiters)
+    if (t->waiters && (!side || t->waiters != side->waiters))
         weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
+    if (side)
+        weft__free(side, sizeof *side);
+    t->side = NULL;
     t->saved = NULL;
     t->saved_len = t->saved_cap = 0;
     t->waiters = NULL;
@@ -223,7 +227,7 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->arg = arg;
     t->result = NULL;
     t->stack_size = opts && opts->stack_size ? weft__stack_round(opts->stack_size) : 0;
-    /* home, saved and waiters are NULL in every free slot: chunks start
+    /* home, side, saved and waiters are NULL in every free slot: chunks start
      * zeroed, and a shared-stack task's exit (worker.c, reap) clears them. */
     t->shared = opts && (opts->flags & WEFT_TASK_SHARED_STACK);
     atomic_store_explicit(&t->join, 0, memory_order_relaxed);
@@ -384,23 +388,12 @@ int weft_spawn_opts(weft_task **out, weft_fn fn, void *arg, const struct weft_ta
         if (live >= rt->stacks.budget)
             return over_budget(rt, live);
     }
-    /* A shared-stack task's waiters live with it (waitq.h). */
-    struct weft__waiter *waiters = NULL;
-    if (opts && (opts->flags & WEFT_TASK_SHARED_STACK) &&
-        !(waiters = weft__alloc(WEFT__TASK_WAITERS * sizeof *waiters)))
-        return -ENOMEM;
     struct weft__task *t;
     int err = weft__task_new(w, &t, fn, arg, opts);
-    if (err < 0) {
-        if (waiters)
-            weft__free(waiters, WEFT__TASK_WAITERS * sizeof *waiters);
+    if (err < 0)
         return err;
-    }
-    if (waiters) {
-        t->waiters = waiters;
-        t->waiters_cap = WEFT__TASK_WAITERS;
+    if (shared) /* its side block comes at its first run (worker.c) */
         atomic_fetch_add_explicit(&rt->shared_live, 1, memory_order_relaxed);
-    }
     *out = weft__task_handle(t);
     if (w) {
         /* The spawner goes on: a task it woke may be taken elsewhere. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arch/context.h"
+#include "waitq_types.h"
 #include "weft.h"
 
 struct weft__worker;
@@ -61,6 +62,20 @@ enum weft__acct {
 #define WEFT_J_WAKING ((uintptr_t)3)   /* the finisher is reading join_seq: wait for DONE */
 #define WEFT_J_TAGS ((uintptr_t)15)
 
+/* What a shared-stack task keeps off its stack, in one allocation made
+ * just before its first run (worker.c, shared_enter): the waiters of its
+ * waits (waitq.h: wakers write to them while its stack bytes are copied
+ * out) and room for those bytes. One block of 640 bytes (a jemalloc size
+ * class), where two allocations (the waiters at the spawn, the bytes at
+ * the first switch out) cost W6 a malloc and a free more a task, and
+ * tasks that had not run yet held memory. A task whose bytes or waits
+ * need more gets them elsewhere (the room stays). */
+#define WEFT__SIDE_SIZE 640
+struct weft__task_side {
+    struct weft__waiter waiters[WEFT__TASK_WAITERS];
+    char room[WEFT__SIDE_SIZE - WEFT__TASK_WAITERS * sizeof(struct weft__waiter)];
+};
+
 struct weft__task {
     struct weft__fiber fiber;     /* its own context, once it has a stack */
     struct weft__fiber *fib;      /* the context it runs in: &fiber, or its inline host's */
@@ -76,9 +91,11 @@ struct weft__task {
      * home worker's shared stack, and while another task is on that stack
      * its used bytes are in `saved`. Written by its home worker only. */
     struct weft__worker *home;    /* the worker of its first run, or NULL */
-    void *saved;                  /* its stack's used bytes, or NULL */
+    struct weft__task_side *side; /* from its spawn: the room below, or NULL */
+    void *saved;                  /* its stack's used bytes (side->room at first), or NULL */
     uint32_t saved_len, saved_cap;
-    struct weft__waiter *waiters; /* its waits' waiters (waitq.h, weft__waiters), or NULL */
+    struct weft__waiter *waiters; /* its waits' waiters (waitq.h, weft__waiters; side's at
+                                   * first), or NULL */
     uint32_t waiters_cap;
     bool shared;                  /* spawned with WEFT_TASK_SHARED_STACK */
     uint64_t id;                  /* unique within the run; the main task is 1 */

@@ -20,6 +20,18 @@
  * deadline beside its task, so the children compared at each level of a
  * sift lie together in the array.
  *
+ * The run. Deadlines mostly arrive in order: a deadline is now plus a
+ * duration, and a program's waits tend to share a few durations (a
+ * sleep in a loop, one timeout for every request). An entry whose
+ * deadline is no earlier than the newest in the run goes to the back of
+ * the run, a FIFO ring, in O(1); only one that would break its order goes
+ * into the heap. The earliest deadline is the earlier of the run's front
+ * and the heap's top. So a worker whose waits share one duration never
+ * sifts: W6 (100,000 sleepers of 10 ms), whose every pop sifted the
+ * heap's last entry down all 8 levels, 280 instructions and a cache miss
+ * a level, now pops in a few. Stale entries are dropped at the front of
+ * the run as at the top of the heap.
+ *
  * Rejected: a hierarchical timing wheel gives O(1) insert but needs a tick
  * and cascading; at the sizes here (10^5-10^6 sleepers) the heap's log n is
  * 9-10 levels and costs less than the wheel's bookkeeping.
@@ -57,6 +69,8 @@ void weft__timers_init(struct weft__timers *t)
     weft__lock_init(&t->lock);
     t->heap = NULL;
     t->len = t->cap = t->live = 0;
+    t->run = NULL;
+    t->run_head = t->run_len = t->run_cap = 0;
     t->next_id = 0;
     t->fired = 0;
 }
@@ -64,6 +78,7 @@ void weft__timers_init(struct weft__timers *t)
 void weft__timers_term(struct weft__timers *t)
 {
     weft__free(t->heap, t->cap * sizeof t->heap[0]);
+    weft__free(t->run, t->run_cap * sizeof t->run[0]);
     weft__timers_init(t);
 }
 
@@ -100,6 +115,14 @@ static void sift_down(struct weft__timers *t, uint32_t i)
     t->heap[i] = e;
 }
 
+/* The run's entry i (0 is the front). */
+static inline struct weft__timer_ent *run_at(const struct weft__timers *t, uint32_t i)
+{
+    return &t->run[(t->run_head + i) & (t->run_cap - 1)];
+}
+
+/* Room for one more entry in the heap and one in the run: the entry goes
+ * to one of them, which only its deadline decides. */
 static int reserve(struct weft__timers *t)
 {
     if (t->len == t->cap) {
@@ -109,6 +132,19 @@ static int reserve(struct weft__timers *t)
             return -ENOMEM;
         t->heap = h;
         t->cap = cap;
+    }
+    if (t->run_len == t->run_cap) {
+        /* Doubled and unwrapped: the entries go to the front, in order. */
+        uint32_t cap = t->run_cap ? t->run_cap * 2 : 64;
+        struct weft__timer_ent *r = weft__alloc(cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < t->run_len; i++)
+            r[i] = *run_at(t, i);
+        weft__free(t->run, t->run_cap * sizeof *r);
+        t->run = r;
+        t->run_head = 0;
+        t->run_cap = cap;
     }
     return 0;
 }
@@ -132,14 +168,37 @@ static void remove_top(struct weft__timers *t)
         sift_down(t, 0);
 }
 
-/* Drops the stale entries at the top. */
+/* Takes the run's front entry out. */
+static void remove_front(struct weft__timers *t)
+{
+    t->run_head = (t->run_head + 1) & (t->run_cap - 1);
+    t->run_len--;
+}
+
+/* Drops the stale entries at the top of the heap and the front of the
+ * run. */
 static void drop_stale_top(struct weft__timers *t)
 {
     while (t->len && !is_live(t, &t->heap[0]))
         remove_top(t);
+    while (t->run_len && !is_live(t, run_at(t, 0)))
+        remove_front(t);
 }
 
-/* Stale entries outnumber live ones: keep the live ones, heapify. */
+/* The entry with the earliest deadline, from the heap or the run (ties:
+ * the run's, the older), or NULL when both are empty. Stale tops dropped
+ * first. */
+static struct weft__timer_ent *earliest(struct weft__timers *t, bool *from_run)
+{
+    drop_stale_top(t);
+    struct weft__timer_ent *h = t->len ? &t->heap[0] : NULL;
+    struct weft__timer_ent *r = t->run_len ? run_at(t, 0) : NULL;
+    *from_run = r && (!h || r->deadline <= h->deadline);
+    return *from_run ? r : h;
+}
+
+/* Stale entries outnumber live ones: keep the live ones, heapify, and
+ * close the run's gaps (its order kept). */
 static void compact(struct weft__timers *t)
 {
     uint32_t n = 0;
@@ -150,6 +209,11 @@ static void compact(struct weft__timers *t)
     for (uint32_t i = n / ARITY + 1; i-- > 0;)
         if (i < n)
             sift_down(t, i);
+    n = 0;
+    for (uint32_t i = 0; i < t->run_len; i++)
+        if (is_live(t, run_at(t, i)))
+            *run_at(t, n++) = *run_at(t, i);
+    t->run_len = n;
 }
 
 bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
@@ -160,7 +224,8 @@ bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
     STORE(task->timer_heap, NULL);
     t->live--;
     drop_stale_top(t);
-    if (t->len - t->live > 64 && t->len - t->live > t->live)
+    uint32_t stale = t->len + t->run_len - t->live;
+    if (stale > 64 && stale > t->live)
         compact(t);
     return true;
 }
@@ -173,25 +238,35 @@ int weft__timer_add(struct weft__timers *t, struct weft__task *task)
     uint64_t id = ++t->next_id;
     STORE(task->timer_id, id);
     STORE(task->timer_heap, t);
-    t->heap[t->len] = (struct weft__timer_ent){task->deadline, task, id};
-    sift_up(t, t->len++);
+    struct weft__timer_ent e = {task->deadline, task, id};
+    if (t->run_len == 0 || run_at(t, t->run_len - 1)->deadline <= e.deadline) {
+        *run_at(t, t->run_len++) = e;
+    } else {
+        t->heap[t->len] = e;
+        sift_up(t, t->len++);
+    }
     t->live++;
     return 0;
 }
 
 uint64_t weft__timers_first(struct weft__timers *t)
 {
-    drop_stale_top(t);
-    return t->len ? t->heap[0].deadline : UINT64_MAX;
+    bool from_run;
+    const struct weft__timer_ent *e = earliest(t, &from_run);
+    return e ? e->deadline : UINT64_MAX;
 }
 
 struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now)
 {
-    drop_stale_top(t);
-    if (t->len == 0 || t->heap[0].deadline > now)
+    bool from_run;
+    const struct weft__timer_ent *e = earliest(t, &from_run);
+    if (!e || e->deadline > now)
         return NULL;
-    struct weft__task *task = t->heap[0].task;
-    remove_top(t);
+    struct weft__task *task = e->task;
+    if (from_run)
+        remove_front(t);
+    else
+        remove_top(t);
     STORE(task->timer_id, 0);
     STORE(task->timer_heap, NULL);
     t->live--;

@@ -1,5 +1,6 @@
 /*
- * Per-worker timers: a 4-ary min-heap of sleeping tasks keyed by deadline.
+ * Per-worker timers: a 4-ary min-heap of sleeping tasks keyed by deadline,
+ * beside a FIFO run of the deadlines that arrive in order.
  */
 #ifndef WEFT_TIMER_H
 #define WEFT_TIMER_H
@@ -24,14 +25,18 @@ struct weft__timer_ent {
     uint64_t id;
 };
 
-/* A worker's heap. `lock` guards everything but `fired`, which is the
- * owner's: the owner adds and fires, an idle worker fires too, and a task
- * whose wait ended otherwise marks its entry stale, from any worker. len
- * counts entries, live those not stale. */
+/* A worker's timers: the heap, and the run (a FIFO ring of entries added
+ * in deadline order, timer.c). `lock` guards everything but `fired`,
+ * which is the owner's: the owner adds and fires, an idle worker fires
+ * too, and a task whose wait ended otherwise marks its entry stale, from
+ * any worker. len counts the heap's entries, run_len the run's, live the
+ * entries of both that are not stale. */
 struct weft__timers {
     struct weft__lock lock;
     struct weft__timer_ent *heap;
     uint32_t len, cap, live;
+    struct weft__timer_ent *run; /* run_cap slots (a power of two), from run_head */
+    uint32_t run_head, run_len, run_cap;
     uint64_t next_id;
     uint64_t fired;
 };

@@ -39,10 +39,9 @@ static inline void weft__waitq_init(struct weft__waitq *q)
 
 /* Queue operations; under the owning object's lock. */
 /* Room for n waiters of a shared-stack task's waits, kept with the task
- * (waitq.c). Never NULL for n <= WEFT__TASK_WAITERS, which its spawn
- * made room for; NULL for more when there is no memory. Task context of
+ * (waitq.c). Never NULL for n <= WEFT__TASK_WAITERS, which its first
+ * run made room for; NULL for more when there is no memory. Task context of
  * self. */
-#define WEFT__TASK_WAITERS 2
 struct weft__waiter *weft__task_waiters(struct weft__task *self, size_t n);
 
 

@@ -27,4 +27,7 @@ struct weft__waitq {
     struct weft__waiter *head, *tail;
 };
 
+/* Waiters a shared-stack task has room for from its spawn (waitq.h). */
+#define WEFT__TASK_WAITERS 2
+
 #endif

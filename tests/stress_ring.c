@@ -7,7 +7,9 @@
  * Semantics, one thread. Each case runs from five starting positions (a
  * loop test, iteration = start): zero, and four where the 32-bit counters
  * are set with atomic_store just short of UINT32_MAX (the tail, the pop
- * count, or both), so that every case runs across the wrap.
+ * count, or both), so that every case runs across the wrap; and then from
+ * the same five again with a solo ring (a runtime of one worker, whose
+ * owner pops without a CAS).
  *  - empty_ring_has_nothing_to_take: len 0, room SLOTS, pop_newest NULL,
  *    take_oldest WEFT_RING_EMPTY, also after a push and a pop.
  *  - push_fails_exactly_when_full: push succeeds SLOTS times and fails the
@@ -135,11 +137,15 @@ static const struct {
 static struct weft__ring ring;
 
 /* Initialises `ring` empty at starting position `start`: the counters are
- * stored directly, consistently (pushes - pops = tail = booked = head). */
-static struct weft__ring *ring_at(int start)
+ * stored directly, consistently (pushes - pops = tail = booked = head).
+ * Loop indexes from NSTARTS on give the same positions to a solo ring (a
+ * runtime of one worker: the owner pops without a CAS), which must behave
+ * the same on one thread. */
+static struct weft__ring *ring_at(int i)
 {
+    int start = i % NSTARTS;
     uint32_t pops = starts[start].pops, tail = starts[start].tail;
-    weft__ring_init(&ring);
+    weft__ring_init(&ring, i >= NSTARTS);
     atomic_store(&ring.pushes, tail + pops);
     atomic_store(&ring.pops_booked, weft__ring_pack(pops, tail));
     atomic_store(&ring.head, tail);
@@ -816,11 +822,11 @@ static void stress(int k)
     run.thieves = aligned_alloc(64, (size_t)k * sizeof *run.thieves);
     ck_assert(run.owner_ring && run.thieves);
     atomic_init(&run.owner_done, false);
-    weft__ring_init(run.owner_ring);
+    weft__ring_init(run.owner_ring, false);
     o.r = run.owner_ring;
     for (int i = 0; i < k; i++) {
         struct thief *th = &run.thieves[i];
-        weft__ring_init(&th->ring);
+        weft__ring_init(&th->ring, false);
         atomic_init(&th->ops, 0);
         th->idx = i;
         th->half = i % 2 == 0;
@@ -918,15 +924,15 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("ring");
     TCase *tc = tcase_create("semantics");
-    tcase_add_loop_test(tc, empty_ring_has_nothing_to_take, 0, NSTARTS);
-    tcase_add_loop_test(tc, push_fails_exactly_when_full, 0, NSTARTS);
-    tcase_add_loop_test(tc, pop_newest_is_lifo, 0, NSTARTS);
-    tcase_add_loop_test(tc, pop_newest_only_takes_the_named_newest, 0, NSTARTS);
-    tcase_add_loop_test(tc, take_oldest_takes_half_rounded_up, 0, NSTARTS);
-    tcase_add_loop_test(tc, take_oldest_is_capped_by_max, 0, NSTARTS);
-    tcase_add_loop_test(tc, push_many_appends_in_order, 0, NSTARTS);
-    tcase_add_loop_test(tc, steal_in_progress_holds_its_slots, 0, NSTARTS);
-    tcase_add_loop_test(tc, random_ops_match_a_model_deque, 0, NSTARTS);
+    tcase_add_loop_test(tc, empty_ring_has_nothing_to_take, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, push_fails_exactly_when_full, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, pop_newest_is_lifo, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, pop_newest_only_takes_the_named_newest, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, take_oldest_takes_half_rounded_up, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, take_oldest_is_capped_by_max, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, push_many_appends_in_order, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, steal_in_progress_holds_its_slots, 0, 2 * NSTARTS);
+    tcase_add_loop_test(tc, random_ops_match_a_model_deque, 0, 2 * NSTARTS);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_set_timeout(st, WATCHDOG_S + 10);

@@ -1,6 +1,7 @@
 /*
  * Suite "timer": weft_sleep and weft_now through the public API, and the
- * 4-ary heap itself (white-box: timer.h) against a sorted reference.
+ * 4-ary heap and the in-order run beside it (white-box: timer.h) against a
+ * sorted reference.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -178,7 +179,7 @@ START_TEST(heap_pops_in_order_after_random_deletes)
             expect[kept++] = tasks[i].deadline;
         }
         /* Stale entries never outnumber live ones by more than a few. */
-        ck_assert_uint_le(tm.len - tm.live, tm.live > 64 ? tm.live : 64);
+        ck_assert_uint_le(tm.len + tm.run_len - tm.live, tm.live > 64 ? tm.live : 64);
     }
     qsort(expect, (size_t)kept, sizeof expect[0], cmp_u64);
     ck_assert_uint_eq(tm.live, (uint32_t)kept);
@@ -192,6 +193,69 @@ START_TEST(heap_pops_in_order_after_random_deletes)
     ck_assert_uint_eq(weft__timers_first(&tm), UINT64_MAX);
     ck_assert_uint_eq(tm.live, 0);
     ck_assert_uint_eq(tm.len, 0);
+    ck_assert_uint_eq(tm.run_len, 0);
+    weft__timers_term(&tm);
+}
+END_TEST
+
+/* Deadlines that mostly arrive in order (one duration from a clock that
+ * moves on, as sleeps in a loop give), with every eighth from a shorter
+ * duration: the in-order ones go to the run, in O(1), the others to the
+ * heap; pops merge the two in deadline order, across the run's growth
+ * and wrap, with cancels mixed in. */
+START_TEST(in_order_deadlines_skip_the_heap)
+{
+    enum { N = 20000 };
+    static struct weft__task tasks[N];
+    static uint64_t expect[N];
+    memset(tasks, 0, sizeof tasks);
+    struct weft__timers tm;
+    weft__timers_init(&tm);
+    int kept = 0, popped = 0;
+    for (int i = 0; i < N; i++) {
+        /* "now" is i; durations 1000 and, every eighth, 10. */
+        tasks[i].deadline = (uint64_t)i + (i % 8 == 7 ? 10 : 1000);
+        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
+        if (i % 16 == 3)
+            ck_assert(weft__timer_cancel(&tm, &tasks[i]));
+        /* Now and then the deadlines up to "now" fire, as a worker's do:
+         * the run's front moves on while its back grows. */
+        if (i % 100 == 99) {
+            struct weft__task *t;
+            uint64_t last = 0;
+            while ((t = weft__timers_pop_due(&tm, (uint64_t)i)) != NULL) {
+                ck_assert_uint_ge(t->deadline, last);
+                ck_assert_uint_le(t->deadline, (uint64_t)i);
+                last = t->deadline;
+                popped++;
+            }
+        }
+    }
+    /* Only the out-of-order ones (every eighth) ever went to the heap. */
+    ck_assert_uint_le(tm.len, N / 8);
+    ck_assert_uint_gt(tm.run_len, 0);
+    for (int i = 0; i < N; i++)
+        if (atomic_load(&tasks[i].timer_id) != 0)
+            expect[kept++] = tasks[i].deadline;
+    ck_assert_uint_eq(tm.live, (uint32_t)kept);
+    qsort(expect, (size_t)kept, sizeof expect[0], cmp_u64);
+    for (int i = 0; i < kept; i++) {
+        struct weft__task *t = weft__timers_pop_due(&tm, UINT64_MAX - 1);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_uint_eq(t->deadline, expect[i]);
+    }
+    ck_assert_int_eq(popped + kept + N / 16, N);
+    ck_assert_ptr_null(weft__timers_pop_due(&tm, UINT64_MAX));
+    ck_assert_uint_eq(tm.live, 0);
+    /* Deadlines all in order (ties too) never touch the heap. */
+    for (int i = 0; i < N; i++) {
+        tasks[i].deadline = (uint64_t)(i / 3);
+        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
+    }
+    ck_assert_uint_eq(tm.len, 0);
+    ck_assert_uint_eq(tm.run_len, N);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_eq(weft__timers_pop_due(&tm, UINT64_MAX - 1), &tasks[i]);
     weft__timers_term(&tm);
 }
 END_TEST
@@ -277,6 +341,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, heap_pops_in_order_after_random_deletes, 0,
                         (int)(sizeof cancel_of_four / sizeof cancel_of_four[0]));
     tcase_add_test(tc, heap_pop_due_respects_now);
+    tcase_add_test(tc, in_order_deadlines_skip_the_heap);
     suite_add_tcase(s, tc);
     return s;
 }
