@@ -111,13 +111,15 @@ struct weft_config {
                                     pool (weft_blocking); 0 = min(32, cores + 4) */
     int next_slot;               /* WEFT_NEXT_SLOT: 1 = a task woken by the running task waits
                                     in its worker's next slot, no idle worker woken for it */
-    uint64_t reserved[4];        /* zero; room to grow */
+    int huge_pages;              /* WEFT_HUGE_PAGES: 1 = task slots in transparent huge pages
+                                    where the kernel gives them */
+    uint64_t reserved[3];        /* zero; room to grow */
 };
 
 /* Fills *cfg with the defaults: workers 0, parallel, 5000 us, 64 KiB
  * stacks, automatic guard, no pinning, no stats, no trace, steal half from
  * a random victim, LIFO on, the next slot on, inline with 32 KiB of
- * headroom. Any thread.
+ * headroom, huge pages for task slots. Any thread.
  * Never suspends. */
 WEFT_API void weft_config_default(struct weft_config *cfg);
 

@@ -63,6 +63,8 @@ static const struct knob knobs[] = {
      "1 = a worker runs the task it made runnable last first (bounded); 0 = oldest first"},
     {"WEFT_NEXT_SLOT", "next_slot", K_BOOL, OFF(next_slot), 0, 1, NULL,
      "1 = a task woken by the running task runs next on its worker, no idle worker woken"},
+    {"WEFT_HUGE_PAGES", "huge_pages", K_BOOL, OFF(huge_pages), 0, 1, NULL,
+     "1 = task slots in transparent huge pages where the kernel gives them (madvise)"},
     {"WEFT_INLINE", "inline_min", K_SIZE, OFF(inline_min), 0, WEFT_STACK_MAX, NULL,
      "stack bytes a joiner needs left to run a not-yet-started child inline; 0 = never"},
     {"WEFT_BLOCKING_THREADS", "blocking_threads", K_UINT, OFF(blocking_threads), 0, 4096, NULL,
@@ -81,6 +83,7 @@ void weft_config_default(struct weft_config *cfg)
     cfg->victim = WEFT_VICTIM_RANDOM;
     cfg->lifo = 1;
     cfg->next_slot = 1;
+    cfg->huge_pages = 1;
     cfg->inline_min = WEFT_INLINE_DEFAULT;
 }
 

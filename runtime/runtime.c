@@ -273,7 +273,7 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     err = weft__stack_pool_init(&rt->stacks, rt->cfg.guard);
     if (err < 0)
         goto fail_pool;
-    err = weft__task_table_init(&rt->tasks);
+    err = weft__task_table_init(&rt->tasks, rt->cfg.huge_pages);
     if (err < 0)
         goto fail_table;
     weft__inject_init(&rt->inject);

@@ -142,7 +142,9 @@ struct weft__task {
 
 /* Every task slot, allocated in chunks that live as long as the runtime,
  * so that a handle can be checked (index and generation) after its task is
- * gone. Chunks are added under `lock`; dir entries are written once. */
+ * gone. Chunks are added under `lock`; dir entries are written once. They
+ * are carved from 2 MiB slabs mapped in transparent huge pages where the
+ * kernel gives them (task.c, slab_map). */
 #define WEFT_TASK_CHUNK_BITS 10
 #define WEFT_TASK_INDEX_BITS 24
 #define WEFT_TASK_DIR_LEN (1u << (WEFT_TASK_INDEX_BITS - WEFT_TASK_CHUNK_BITS))
@@ -154,6 +156,7 @@ struct weft__task_table {
     struct weft__task *spare;    /* free slots handed back by workers (and used by threads
                                     that are not workers) */
     uint64_t nspare;
+    bool huge;                   /* slabs in transparent huge pages (cfg.huge_pages) */
 };
 
 /* A thread that is not a worker, blocked in weft_join. */
@@ -161,7 +164,7 @@ struct weft__ext_wait {
     _Atomic uint32_t done; /* futex word: 1 once the task is reaped */
 } __attribute__((aligned(16)));
 
-int weft__task_table_init(struct weft__task_table *tt);
+int weft__task_table_init(struct weft__task_table *tt, bool huge);
 /* Frees what a shared-stack task keeps of its own (its copied-out bytes,
  * its waiters) and clears its home, as every free slot has them: at its
  * exit, or for a slot still holding them when the run ends blocked. Any

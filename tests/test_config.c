@@ -120,6 +120,8 @@ START_TEST(bad_bool_and_enum_values)
     ck_assert_str_eq(out, "weft: WEFT_LIFO=\"yes\": not 0 or 1\n");
     ck_assert_int_eq(run_with_env("WEFT_NEXT_SLOT", "2", &out), -EINVAL);
     ck_assert_str_eq(out, "weft: WEFT_NEXT_SLOT=\"2\": not 0 or 1\n");
+    ck_assert_int_eq(run_with_env("WEFT_HUGE_PAGES", "yes", &out), -EINVAL);
+    ck_assert_str_eq(out, "weft: WEFT_HUGE_PAGES=\"yes\": not 0 or 1\n");
     ck_assert_int_eq(run_with_env("WEFT_INLINE", "lots", &out), -EINVAL);
     ck_assert_str_eq(out, "weft: WEFT_INLINE=\"lots\": not a size\n");
     ck_assert_int_eq(run_with_env("WEFT_WORKERS", "1025", &out), -EINVAL);
