@@ -340,7 +340,10 @@ static void publish_wait(struct weft__worker *w, struct weft__task *self, uint64
     (void)w;
     struct weft__blocking_job *j = arg;
     /* seq_cst, after the commit's store of the wake word: pairs with the
-     * CAS and the load of the word in finish_job. */
+     * CAS and the load of the word in finish_job. The fence is for a
+     * runtime of one worker, whose commit stores the word without one
+     * (waitq.c, "One worker"). */
+    atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&j->state) == DONE)
         weft__wake(self, seq, WEFT_WAKE_WOKEN);
 }

@@ -24,10 +24,13 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "config.h"
@@ -295,6 +298,10 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     if (err < 0)
         goto fail_blocking;
     rt->nworkers = rt->topo.nworkers;
+    /* Registered once per process; a kernel or a sandbox without it keeps
+     * the commit's fence. */
+    rt->solo_commit = rt->nworkers == 1 &&
+                      syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
     rt->workers = weft__aligned_zalloc(rt->nworkers * sizeof rt->workers[0]);
     if (!rt->workers) {
         err = -ENOMEM;

@@ -30,6 +30,11 @@ struct weft__runtime {
     struct weft__inject inject;
     struct weft__worker *workers;
     unsigned nworkers;
+    /* One worker, and membarrier() expedited is registered: a commit
+     * writes its wake word without a full fence, and a canceller that is
+     * not the worker's thread issues the barrier on its behalf (waitq.c,
+     * "One worker"). */
+    bool solo_commit;
     bool embedded;                 /* started by weft_runtime_start: runs until stopped */
     bool gil_on;                   /* WEFT_MODE=gil: one execution token (gil.c) */
     bool account;                  /* time accounting on (GIL mode, or WEFT_STATS=1) */

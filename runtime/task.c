@@ -654,6 +654,7 @@ int weft_cancel(weft_task *h)
      * store of the word and load of the flags (waitq.c), its own or, for a
      * child running inline, its hosts'. */
     atomic_store(&t->cancel, 1);
+    weft__cancel_barrier(weft__rt);
     /* The handle's task may have finished and its slot gone to a new task
      * since the lookup: then take the request back. */
     uint64_t hgen = (uint64_t)(uintptr_t)h >> WEFT_TASK_INDEX_BITS;

@@ -34,6 +34,23 @@
  * commit sees the flag and ends the wait itself. A cancel that finds no
  * wait stays pending, and the next wait's weft__wait_check() takes it.
  *
+ * One worker. The store of the wake word and the load of t->cancel above
+ * need a full fence between them (a locked instruction: 12 ns on a 2-vCPU
+ * EPYC guest, two of them in each W5 round trip), because a canceller on
+ * another thread does the mirror image. A runtime of one worker has no
+ * other worker: a canceller that is a task runs on the same thread as
+ * every commit, in program order. Only a thread that is not the worker
+ * (a blocking-pool job, a thread of the program) can cancel concurrently,
+ * and such a canceller issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+ * between its store of the flag and its look at the word: it makes the
+ * worker's thread execute a full barrier, so that either the commit's
+ * load sees the flag or the canceller sees the word (the asymmetric
+ * fence of RCU and of folly's hazard pointers). Registered at start
+ * (rt->solo_commit); where the kernel refuses it, the commit keeps its
+ * fence. The blocking pool's other Dekker pair with the commit (a job that
+ * finishes as its caller commits, blocking.c) puts its fence in its own
+ * publish step, which runs once a blocking call.
+ *
  * Nothing lost on the object's side. A waker ends a wait only through the
  * CAS, under the object's lock, and hands its unit (a semaphore count, a
  * channel value, a future's result) to the waiter only if the CAS
@@ -50,6 +67,9 @@
 #include "waitq.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "race.h"
@@ -111,6 +131,12 @@ int weft_checkpoint(void)
     if (__builtin_expect(w->rt->gil_on, 0))
         weft__worker_gil_checkpoint(w);
     return weft__cancel_take(w->current);
+}
+
+void weft__cancel_barrier(struct weft__runtime *rt)
+{
+    if (rt->solo_commit && !weft__worker_self())
+        (void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 }
 
 int weft__wait_error(struct weft__task *self, int how)
@@ -175,7 +201,13 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
      * own check, its deadline) and resume elsewhere before the rest of
      * the commit has run: it waits for `committing` to drop first. */
     atomic_store_explicit(&self->committing, 1, memory_order_relaxed);
-    atomic_store(&self->wake, word);
+    if (w->rt->solo_commit) {
+        /* No fence: see "One worker" above. */
+        atomic_store_explicit(&self->wake, word, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        atomic_store(&self->wake, word);
+    }
     if (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self))
         weft__wake(self, seq, WEFT_WAKE_CANCELED);
     /* Armed only once the wake word says WAITING: an idle worker may fire

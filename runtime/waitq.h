@@ -152,6 +152,11 @@ static inline int weft__wait_check(struct weft__task *self, uint64_t deadline)
     return 0;
 }
 
+/* Between a canceller's store of a cancel flag and its look at the wake
+ * word: the barrier that a runtime of one worker leaves to cancellers
+ * that are not its worker's thread (waitq.c, "One worker"). Any thread. */
+void weft__cancel_barrier(struct weft__runtime *rt);
+
 /* Maps how a wait ended to a return code: WOKEN 0, TIMEDOUT -ETIMEDOUT,
  * CANCELED -ECANCELED (the request is used up), a negative code itself.
  * Task context. */

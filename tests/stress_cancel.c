@@ -17,7 +17,19 @@
  *    not cancelled or by the final drain;
  *  - a child joined by a cancelled joiner is still joinable and joined;
  *  - the runtime shuts down clean (no task, stack or timer left).
+ *
+ * Then cancels from a thread that is not a worker, at 1 and 2 workers:
+ * the thread cancels a task each time it has seen the task's last
+ * cancellation arrive, so that the next one lands while the task enters
+ * its next wait (a receive nobody sends to), often inside that wait's
+ * commit, the window that a runtime of one worker closes with
+ * membarrier() rather than a fence (waitq.c, "One worker"). Every cancel
+ * must arrive: a lost one leaves the task waiting, which the thread sees
+ * after 10 s, and closes the channel to end the test with a failure.
  */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -217,6 +229,84 @@ START_TEST(stress_cancel_every_task_ends_once)
 }
 END_TEST
 
+static struct {
+    weft_task *victim;
+    weft_chan *chan;
+    unsigned long rounds;
+    _Atomic unsigned long delivered; /* cancellations the victim received */
+    _Atomic int lost;                /* the thread gave up waiting for one */
+} far;
+
+/* Waits in a receive that only a cancellation (or the close after a lost
+ * one) ends, rounds times. */
+static void *far_victim(void *arg)
+{
+    (void)arg;
+    for (unsigned long i = 0; i < far.rounds; i++) {
+        void *v;
+        int err = weft_chan_recv(far.chan, &v);
+        if (err != -ECANCELED) {
+            CHECK(err == -EPIPE && atomic_load(&far.lost));
+            return NULL;
+        }
+        atomic_fetch_add(&far.delivered, 1);
+    }
+    return NULL;
+}
+
+static void *far_canceller(void *arg)
+{
+    (void)arg;
+    for (unsigned long i = 0; i < far.rounds; i++) {
+        uint64_t until = weft_now() + 10 * WEFT_SEC;
+        while (atomic_load(&far.delivered) < i) {
+            if (weft_now() > until) {
+                atomic_store(&far.lost, 1);
+                weft_chan_close(far.chan);
+                return NULL;
+            }
+            sched_yield();
+        }
+        CHECK(weft_cancel(far.victim) == 0);
+    }
+    return NULL;
+}
+
+static void *far_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&far.chan, 0) == 0);
+    CHECK(weft_spawn(&far.victim, far_victim, NULL) == 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, far_canceller, NULL) == 0);
+    /* Sleeping, not joining: with every task waiting on something only
+     * the thread can end, the runtime would report a deadlock (it counts
+     * timers and I/O as what may still wake a task, not other threads). */
+    while (atomic_load(&far.delivered) < far.rounds && !atomic_load(&far.lost))
+        CHECK(weft_sleep(WEFT_MSEC) == 0);
+    CHECK(weft_join(far.victim, NULL) == 0);
+    /* The thread's last cancel came before the victim's last delivery. */
+    pthread_join(th, NULL);
+    CHECK(weft_chan_free(far.chan) == 0);
+    return NULL;
+}
+
+static unsigned far_workers[] = {1, 2};
+
+START_TEST(cancels_from_another_thread_all_arrive)
+{
+    alarm(120);
+    far.rounds = scaled(20000);
+    atomic_store(&far.delivered, 0);
+    atomic_store(&far.lost, 0);
+    run_on_workers(far_workers[_i], far_main);
+    unsigned long delivered = atomic_load(&far.delivered);
+    ck_assert_msg(!atomic_load(&far.lost), "%u workers: cancellation %lu of %lu never arrived",
+                  far_workers[_i], delivered + 1, far.rounds);
+    ck_assert_uint_eq(delivered, far.rounds);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("stress_cancel");
@@ -224,6 +314,8 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 330);
     tcase_add_loop_test(tc, stress_cancel_every_task_ends_once, 0,
                         (int)(sizeof stress_workers / sizeof stress_workers[0]));
+    tcase_add_loop_test(tc, cancels_from_another_thread_all_arrive, 0,
+                        (int)(sizeof far_workers / sizeof far_workers[0]));
     suite_add_tcase(s, tc);
     return s;
 }
