@@ -1057,16 +1057,27 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return buf_put(b, data, size * n) ? size * n : 0;
 }
 
-/* An easy handle for weft_http_get: an idle one, or a new one. */
+/* An easy handle for weft_http_get: an idle one, or a new one with the
+ * options that every use shares. They are set once: each setting costs
+ * libcurl work (CURLOPT_ACCEPT_ENCODING "" builds the list of its
+ * decoders, a string, every time). */
 static CURL *easy_take(struct weft__curl *c)
 {
     weft__lock_acquire(&c->spare_lock);
     CURL *e = c->nspare ? c->spare[--c->nspare] : NULL;
     weft__lock_release(&c->spare_lock);
-    return e ? e : cu.easy_init();
+    if (e || !(e = cu.easy_init()))
+        return e;
+    cu.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    cu.easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    cu.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    cu.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    cu.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    return e;
 }
 
-/* Not reset: weft_http_get sets the same options on every use. */
+/* Not reset: the next weft_http_get sets what differs (the URL and where
+ * the callbacks write). */
 static void easy_give(struct weft__curl *c, CURL *e)
 {
     weft__lock_acquire(&c->spare_lock);
@@ -1107,12 +1118,7 @@ int weft_http_get_until(const char *url, uint64_t deadline, struct weft_http_rep
     }
     struct buf *head = &bufs[0], *body = &bufs[1];
     cu.easy_setopt(e, CURLOPT_URL, url);
-    cu.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    cu.easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    cu.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    cu.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     cu.easy_setopt(e, CURLOPT_WRITEDATA, body);
-    cu.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     cu.easy_setopt(e, CURLOPT_HEADERDATA, head);
     err = weft_curl_perform_until(e, deadline, &out->code);
     if (head->oom || body->oom) {
