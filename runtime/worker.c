@@ -94,8 +94,14 @@
 
 __thread struct weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
 
-struct weft__worker *weft__worker_self(void)
+/* Never inlined, and not pure (the empty volatile asm), even with the
+ * whole program in view (link-time optimization): a compiler may keep the
+ * thread pointer of a function in a register across calls, and a caller
+ * that suspends may resume on another thread. Every call reads this
+ * thread's variable. */
+__attribute__((noinline)) struct weft__worker *weft__worker_self(void)
 {
+    __asm__ volatile("");
     return weft__tls_worker;
 }
 

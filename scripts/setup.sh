@@ -5,7 +5,8 @@
 #                            (demos/lesson: the same jobs one task at a
 #                            time, under the GIL and in parallel)
 #   scripts/setup.sh test    install what is missing, build, run every test:
-#                            the release build; a release build with 4-slot
+#                            the release build (link-time optimized, as
+#                            shipped); a release build with 4-slot
 #                            rings (overflow and injection paths all the
 #                            time: the task and stress tests); a build
 #                            with widened race windows (runtime/race.h);
@@ -99,10 +100,10 @@ case "${1:-}" in
   test)
     install_missing
     build build -DCMAKE_BUILD_TYPE=Release
-    build build-ring4 -DCMAKE_BUILD_TYPE=Release -DWEFT_RING_SLOTS=4 -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
+    build build-ring4 -DCMAKE_BUILD_TYPE=Release -DWEFT_RING_SLOTS=4 -DWEFT_LTO=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=address,undefined -DWEFT_BUILD_BENCH=OFF
     build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
-    build build-race -DCMAKE_BUILD_TYPE=Release -DWEFT_RACE_HOOKS=ON -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
+    build build-race -DCMAKE_BUILD_TYPE=Release -DWEFT_RACE_HOOKS=ON -DWEFT_LTO=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_DEMOS=OFF
     say "release build: tests"
     ctest --test-dir build --output-on-failure -j "$jobs"
     say "release build, 4-slot rings: task, scheduler and stress tests"
