@@ -156,14 +156,22 @@ static int cmp_u64(const void *a, const void *b)
  * in four (stale entries then outnumber live ones: the heap compacts). */
 static const int cancel_of_four[] = {1, 3};
 
+/* The tasks and the sorted reference of the heap tests below. */
+enum { N = 20000 };
+static struct weft__task tasks[N];
+static uint64_t expect[N];
+
+/* Fresh tasks (no timer armed) and an empty heap. */
+static void fresh(struct weft__timers *tm)
+{
+    memset(tasks, 0, sizeof tasks);
+    weft__timers_init(tm);
+}
+
 START_TEST(heap_pops_in_order_after_random_deletes)
 {
-    enum { N = 20000 };
-    static struct weft__task tasks[N];
-    static uint64_t expect[N];
-    memset(tasks, 0, sizeof tasks);
     struct weft__timers tm;
-    weft__timers_init(&tm);
+    fresh(&tm);
     srand(12345);
     for (int i = 0; i < N; i++) {
         tasks[i].deadline = (uint64_t)(rand() % 1000); /* many ties */
@@ -205,12 +213,8 @@ END_TEST
  * and wrap, with cancels mixed in. */
 START_TEST(in_order_deadlines_skip_the_heap)
 {
-    enum { N = 20000 };
-    static struct weft__task tasks[N];
-    static uint64_t expect[N];
-    memset(tasks, 0, sizeof tasks);
     struct weft__timers tm;
-    weft__timers_init(&tm);
+    fresh(&tm);
     int kept = 0, popped = 0;
     for (int i = 0; i < N; i++) {
         /* "now" is i; durations 1000 and, every eighth, 10. */
