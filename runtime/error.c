@@ -75,6 +75,14 @@ static void vsay(const char *fmt, va_list ap)
     (void)w;
 }
 
+/* Out of line and not pure (the volatile asm): every call looks errno up
+ * on the thread that makes it. */
+__attribute__((noinline)) int weft__errno(void)
+{
+    __asm__ volatile("");
+    return errno;
+}
+
 void weft__say(const char *fmt, ...)
 {
     va_list ap;

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "error.h"
 #include "runtime.h"
 #include "waitq.h"
 #include "worker.h"
@@ -480,7 +481,7 @@ static ssize_t io(enum op op, int fd, void *buf, size_t n, int flags, uint64_t d
         gil_io_end(released);
         if (r >= 0)
             return r;
-        err = errno;
+        err = weft__errno(); /* a loop around a wait */
         if (err == EINTR)
             continue;
         if (err != EAGAIN && err != EWOULDBLOCK)
@@ -564,7 +565,7 @@ int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen, uint64_
             fd_fresh(c);
             return c;
         }
-        err = errno;
+        err = weft__errno(); /* a loop around a wait */
         /* A connection reset before it was accepted: take the next one. */
         if (err == EINTR || err == ECONNABORTED)
             continue;
@@ -604,7 +605,7 @@ int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, u
         int soerr = 0;
         socklen_t len = sizeof soerr;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-            return -errno;
+            return -weft__errno(); /* after a wait: see weft__errno */
         if (soerr != 0)
             return -soerr;
         /* Writable and no error: connected, unless the edge was stale. */
@@ -612,8 +613,9 @@ int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, u
         socklen_t plen = sizeof peer;
         if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
             return 0;
-        if (errno != ENOTCONN)
-            return -errno;
+        err = weft__errno();
+        if (err != ENOTCONN)
+            return -err;
     }
 }
 
