@@ -89,9 +89,9 @@ int weft__task_table_init(struct weft__task_table *tt, bool huge)
 void weft__task_drop_shared(struct weft__task *t)
 {
     struct weft__task_side *side = t->side;
-    if (t->saved && (!side || t->saved != side->room))
+    if (weft__task_owns(t, t->saved))
         weft__free(t->saved, t->saved_cap);
-    if (t->waiters && (!side || t->waiters != side->waiters))
+    if (weft__task_owns(t, t->waiters))
         weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
     if (side)
         weft__free(side, sizeof *side);

@@ -140,6 +140,14 @@ struct weft__task {
     _Atomic(struct weft__timers *) timer_heap;
 } __attribute__((aligned(64)));
 
+/* Whether p (a shared-stack task's saved bytes or waiters) is an
+ * allocation of its own, to be freed on its own, rather than room in the
+ * task's side block. */
+static inline bool weft__task_owns(const struct weft__task *t, const void *p)
+{
+    return p && (!t->side || (p != t->side->room && p != t->side->waiters));
+}
+
 /* Every task slot, allocated in chunks that live as long as the runtime,
  * so that a handle can be checked (index and generation) after its task is
  * gone. Chunks are added under `lock`; dir entries are written once. They

@@ -216,13 +216,19 @@ static void compact(struct weft__timers *t)
     t->run_len = n;
 }
 
+/* The task's live entry in t is gone (fired) or stale (cancelled). */
+static void forget(struct weft__timers *t, struct weft__task *task)
+{
+    STORE(task->timer_id, 0);
+    STORE(task->timer_heap, NULL);
+    t->live--;
+}
+
 bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
 {
     if (LOAD(task->timer_id) == 0 || LOAD(task->timer_heap) != t)
         return false;
-    STORE(task->timer_id, 0);
-    STORE(task->timer_heap, NULL);
-    t->live--;
+    forget(t, task);
     drop_stale_top(t);
     uint32_t stale = t->len + t->run_len - t->live;
     if (stale > 64 && stale > t->live)
@@ -267,9 +273,7 @@ struct weft__task *weft__timers_pop_due(struct weft__timers *t, uint64_t now)
         remove_front(t);
     else
         remove_top(t);
-    STORE(task->timer_id, 0);
-    STORE(task->timer_heap, NULL);
-    t->live--;
+    forget(t, task);
     __atomic_store_n(&t->fired, t->fired + 1, __ATOMIC_RELAXED); /* read by stats */
     return task;
 }

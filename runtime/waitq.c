@@ -111,7 +111,7 @@ struct weft__waiter *weft__task_waiters(struct weft__task *self, size_t n)
         struct weft__waiter *more = weft__alloc(n * sizeof *more);
         if (!more)
             return NULL;
-        if (self->waiters && (!self->side || self->waiters != self->side->waiters))
+        if (weft__task_owns(self, self->waiters))
             weft__free(self->waiters, self->waiters_cap * sizeof *self->waiters);
         self->waiters = more;
         self->waiters_cap = (uint32_t)n;

@@ -372,7 +372,7 @@ static void shared_save(struct weft__worker *w, struct weft__task *o, char *hi)
          * room in the side block stays with it. */
         size_t cap = (n + 255) & ~(size_t)255;
         void *b = weft__alloc(cap);
-        if (b && o->saved && (!o->side || o->saved != o->side->room))
+        if (b && weft__task_owns(o, o->saved))
             weft__free(o->saved, o->saved_cap);
         if (!b)
             weft__panic("no memory to copy the %zu stack bytes of task \"%s\" (id %llu) out", n,
@@ -534,9 +534,15 @@ void weft__worker_poll_end(struct weft__worker *w)
     notify(w->rt);
 }
 
+/* Out of line: off the path of the decisions that find the slot empty. */
+static __attribute__((noinline)) struct weft__task *take_next(struct weft__worker *w)
+{
+    return atomic_exchange_explicit(&w->next_task, NULL, memory_order_acquire);
+}
+
 void weft__worker_flush_next_slow(struct weft__worker *w)
 {
-    struct weft__task *t = atomic_exchange_explicit(&w->next_task, NULL, memory_order_acq_rel);
+    struct weft__task *t = take_next(w);
     if (t)
         weft__worker_ready(w, t);
 }
@@ -694,12 +700,6 @@ static struct weft__task *maintenance(struct weft__worker *w)
     if (!t && w->rt->cfg.lifo)
         t = own_oldest(w);
     return t;
-}
-
-/* Out of line: off the path of the decisions that find the slot empty. */
-static __attribute__((noinline)) struct weft__task *take_next(struct weft__worker *w)
-{
-    return atomic_exchange_explicit(&w->next_task, NULL, memory_order_acquire);
 }
 
 static inline __attribute__((always_inline)) struct weft__task *pick_next(struct weft__worker *w)
