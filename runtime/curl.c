@@ -77,7 +77,12 @@
  * handle out of the multi handle, then settles the record and wakes the
  * caller under `done_lock`, which the caller holds through its switch; so
  * a woken caller returns without taking `mu` again, and the record is not
- * touched after the wake. A caller cancelled (or past its deadline) takes
+ * touched after the wake. The wake queues the caller behind the tasks
+ * that are ready (weft__wake_later) rather than next: a poll readies many
+ * watchers at once, and each would otherwise hand over to its caller,
+ * whose next request runs curl's sending code between two watchers' runs
+ * of its receiving code. In turn, each runs back to back, and W8's
+ * no-delay client took 0.89x the time on 1 worker (docs/bench.md). A caller cancelled (or past its deadline) takes
  * the handle out itself, under `mu`, unless a completer did meanwhile:
  * curl then closes the connection, its watcher ends, and the multi handle
  * holds nothing of the transfer.
@@ -321,7 +326,7 @@ static void xfer_settle(struct weft__curl *c, struct xfer *x, CURLcode code, int
         x->removed = removed;
         x->done = true;
         if (t)
-            weft__wake(t, x->seq, WEFT_WAKE_WOKEN);
+            weft__wake_later(t, x->seq, WEFT_WAKE_WOKEN);
     }
     weft__lock_release(&c->done_lock);
 }

@@ -157,7 +157,7 @@ int weft__wait_error(struct weft__task *self, int how)
     }
 }
 
-__attribute__((noinline)) bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
+static inline bool wake_as(struct weft__task *t, uint64_t seq, enum weft__wake outcome, bool later)
 {
     uint64_t want = seq << WEFT_WAKE_SEQ_SHIFT;
     uint64_t cur = atomic_load_explicit(&t->wake, memory_order_relaxed);
@@ -173,11 +173,21 @@ __attribute__((noinline)) bool weft__wake(struct weft__task *t, uint64_t seq, en
     t->wait = WEFT_W_NONE;
     weft__acct(t, WEFT_ACCT_READY);
     struct weft__worker *w = weft__worker_self();
-    if (w)
+    if (w && !later)
         weft__worker_woken(w, t);
     else
         weft__worker_inject(weft__rt, t);
     return true;
+}
+
+__attribute__((noinline)) bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
+{
+    return wake_as(t, seq, outcome, false);
+}
+
+bool weft__wake_later(struct weft__task *t, uint64_t seq, enum weft__wake outcome)
+{
+    return wake_as(t, seq, outcome, true);
 }
 
 struct wait_args {

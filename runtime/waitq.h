@@ -212,6 +212,14 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
  * thread. */
 bool weft__wake(struct weft__task *t, uint64_t seq, enum weft__wake outcome);
 
+/* weft__wake, but t is readied through the injection queue even on a
+ * worker: it runs after the tasks that are ready now, not next (the next
+ * slot, or the newest end of the ring). For a waker that ends many waits
+ * in a row, each of which then runs different code: served in the order
+ * woken, after the wakers, the same code runs back to back (curl.c). Any
+ * thread. */
+bool weft__wake_later(struct weft__task *t, uint64_t seq, enum weft__wake outcome);
+
 
 /* The two steps of an object's wait (documented above, with the flags);
  * inline, since they are on every blocking channel, future and lock

@@ -73,10 +73,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime.h"
 #include "task.h"
 #include "util.h"
+#include "waitq.h"
 #include "worker.h"
 
 #define WATCHDOG_S 60
@@ -920,6 +922,73 @@ START_TEST(next_slot_left_when_maintenance_picks_another)
 }
 END_TEST
 
+/* weft__wake readies the woken task next (the next slot, here on one
+ * worker); weft__wake_later queues it behind the tasks ready then (the
+ * injection queue). Main wakes a waiting task while two others are ready,
+ * then yields: the order they run in shows where the woken one went. */
+static struct weft__task *later_task;
+static uint64_t later_seq;
+static char later_order[4];
+static _Atomic int later_n;
+
+static void *later_waiter(void *arg)
+{
+    (void)arg;
+    struct weft__task *self = weft__current_task();
+    later_seq = weft__wait_seq(self);
+    later_task = self;
+    CHECK(weft__wait(self, later_seq, NULL, WEFT__NEVER, WEFT_W_FUTURE, NULL, true) ==
+          WEFT_WAKE_WOKEN);
+    later_order[atomic_fetch_add(&later_n, 1)] = 'W';
+    return NULL;
+}
+
+static void *later_ready(void *arg)
+{
+    (void)arg;
+    later_order[atomic_fetch_add(&later_n, 1)] = 'R';
+    return NULL;
+}
+
+static void *later_main(void *arg)
+{
+    bool later = arg != NULL;
+    weft_task *hw, *h1, *h2;
+    ck_assert_int_eq(weft_spawn(&hw, later_waiter, NULL), 0);
+    int err;
+    struct weft__task *wt = weft__task_lookup(hw, &err);
+    ck_assert_ptr_nonnull(wt);
+    while (atomic_load(&wt->state) != WEFT_T_BLOCKED)
+        ck_assert_int_eq(weft_yield(), 0);
+    ck_assert_int_eq(weft_spawn(&h1, later_ready, NULL), 0);
+    ck_assert_int_eq(weft_spawn(&h2, later_ready, NULL), 0);
+    ck_assert(later ? weft__wake_later(later_task, later_seq, WEFT_WAKE_WOKEN)
+                    : weft__wake(later_task, later_seq, WEFT_WAKE_WOKEN));
+    /* A second wake of the same wait finds it ended. */
+    ck_assert(!weft__wake_later(later_task, later_seq, WEFT_WAKE_WOKEN));
+    ck_assert_int_eq(weft_yield(), 0); /* behind every ready task */
+    ck_assert_int_eq(atomic_load(&later_n), 3);
+    ck_assert_str_eq(later_order, later ? "RRW" : "WRR");
+    ck_assert_int_eq(weft_join(hw, NULL), 0);
+    ck_assert_int_eq(weft_join(h1, NULL), 0);
+    ck_assert_int_eq(weft_join(h2, NULL), 0);
+    return NULL;
+}
+
+START_TEST(wake_later_queues_behind_the_ready)
+{
+    alarm(WATCHDOG_S);
+    atomic_store(&later_n, 0);
+    memset(later_order, 0, sizeof later_order);
+    struct weft_config cfg = config_with_workers(1);
+    void *r = IPTR(-1);
+    ck_assert_int_eq(weft_run(&cfg, later_main, _i ? IPTR(1) : NULL, &r), 0);
+    ck_assert_ptr_null(r);
+    assert_clean_shutdown();
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -937,6 +1006,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_yielder_is_not_starved);
     tcase_add_loop_test(tc, next_slot_moves_on, 0, NEXT_WAYS);
     tcase_add_test(tc, next_slot_left_when_maintenance_picks_another);
+    tcase_add_loop_test(tc, wake_later_queues_behind_the_ready, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
