@@ -7,6 +7,10 @@
  *
  *  - many_tasks_fetch_at_once: 200 tasks each fetch one /posts/{id}, all at
  *    once; every reply is 200 with its own id in the body.
+ *  - transfers_started_while_curl_is_busy: while the test holds the multi
+ *    handle's lock, 50 tasks start transfers: each leaves its start to the
+ *    holder and waits (none blocks its thread, none reaches the server);
+ *    the release starts every one, and every reply is right.
  *  - keep_alive_connections_are_reused: 10 tasks make 10 requests each, one
  *    after another: the server accepts fewer connections than requests.
  *  - connection_limit_queues_transfers: with CURLMOPT_MAX_TOTAL_CONNECTIONS
@@ -28,6 +32,10 @@
  *    it go).
  *  - deadline_times_out: weft_http_get_until on a held request is
  *    -ETIMEDOUT with CURLE_OPERATION_TIMEDOUT, and nothing is left.
+ *  - idle_connection_closed_by_the_server: while a held request runs, the
+ *    server closes another connection that idles in curl's cache: that
+ *    socket's watcher ends (it would otherwise wake at once for ever),
+ *    and the next request gets a working connection.
  *  - busy_handle_and_own_callbacks: weft_curl_perform with the caller's
  *    easy handle and write callback; the same handle in a second transfer
  *    meanwhile is -EBUSY.
@@ -53,6 +61,7 @@
 #include <weft/curl.h>
 
 #include "curl.h"
+#include "task.h"
 #include "util.h"
 
 static unsigned workers_of[] = {1, 2};
@@ -62,15 +71,17 @@ static unsigned workers_of[] = {1, 2};
 /* ---- the server ------------------------------------------------------------ */
 
 /* GET /posts/{id}: {"id":ID,...} after `delay_ms`; GET /held/{id}: the same
- * after 10 s, or never if the client goes first. Keep-alive unless
- * close_each. */
+ * after 10 s, or never if the client goes first; GET /drop/{id}: the same
+ * at once, keep-alive, but the connection is closed (with nothing said)
+ * once the test sets drop_now. Keep-alive unless close_each. */
 static struct server {
     int lfd;
     int port;
     int delay_ms;
     bool close_each;
     pthread_t thread;
-    _Atomic unsigned accepts, requests, live, hangups;
+    _Atomic unsigned accepts, requests, live, hangups, drops;
+    _Atomic bool drop_now;
 } srv;
 
 static void sleep_ms(int ms)
@@ -109,7 +120,8 @@ static bool answer(int fd, const char *req)
 {
     int id = 0;
     bool held = sscanf(req, "GET /held/%d ", &id) == 1;
-    if (!held && sscanf(req, "GET /posts/%d ", &id) != 1)
+    bool drop = !held && sscanf(req, "GET /drop/%d ", &id) == 1;
+    if (!held && !drop && sscanf(req, "GET /posts/%d ", &id) != 1)
         return send_all(fd, not_found, sizeof not_found - 1);
     atomic_fetch_add(&srv.requests, 1);
     if (!hold(fd, held ? 10000 : srv.delay_ms)) {
@@ -123,8 +135,15 @@ static bool answer(int fd, const char *req)
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         "X-Weft: a\r\nx-weft:  b \r\nContent-Length: %d\r\n%s\r\n",
                         blen, srv.close_each ? "Connection: close\r\n" : "");
-    return send_all(fd, head, (size_t)hlen) && send_all(fd, body, (size_t)blen) &&
-           !srv.close_each;
+    if (!send_all(fd, head, (size_t)hlen) || !send_all(fd, body, (size_t)blen))
+        return false;
+    if (drop) {
+        for (int i = 0; i < 10000 && !atomic_load(&srv.drop_now); i++)
+            sleep_ms(1);
+        atomic_fetch_add(&srv.drops, 1);
+        return false;
+    }
+    return !srv.close_each;
 }
 
 static void *conn_main(void *arg)
@@ -185,6 +204,8 @@ static void server_start(int delay_ms, bool close_each)
 {
     srv.delay_ms = delay_ms;
     srv.close_each = close_each;
+    atomic_store(&srv.drops, 0);
+    atomic_store(&srv.drop_now, false);
     srv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(srv.lfd, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -290,6 +311,45 @@ START_TEST(many_tasks_fetch_at_once)
 {
     run_against_server(workers_of[_i], many_main, 20, false);
     ck_assert_uint_eq(atomic_load(&srv.requests), MANY);
+}
+END_TEST
+
+/* ---- transfers started while another thread is inside curl ------------------- */
+
+#define POSTED 50
+
+/* Main holds the multi handle's lock, as a thread running curl does, while
+ * 50 tasks start transfers: none may block its worker's thread on the
+ * lock (on one worker that would be a deadlock) or reach the server; each
+ * leaves its transfer to the holder and waits. The holder's release
+ * starts them all. */
+static void *posted_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[POSTED];
+    CHECK(weft__curl_hold(true) == 0);
+    for (int i = 0; i < POSTED; i++)
+        CHECK(weft_spawn(&t[i], fetch_nth, IPTR(i)) == 0);
+    for (int i = 0; i < POSTED; i++) {
+        int err;
+        struct weft__task *x = weft__task_lookup(t[i], &err);
+        CHECK(x != NULL);
+        for (int k = 0; k < 100000 && x && atomic_load(&x->state) != WEFT_T_BLOCKED; k++)
+            CHECK(weft_yield() == 0);
+        CHECK(x && atomic_load(&x->state) == WEFT_T_BLOCKED);
+    }
+    CHECK(atomic_load(&srv.requests) == 0);
+    CHECK(weft__curl_hold(false) == 0);
+    for (int i = 0; i < POSTED; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    CHECK(atomic_load(&srv.requests) == POSTED);
+    counts_empty();
+    return NULL;
+}
+
+START_TEST(transfers_started_while_curl_is_busy)
+{
+    run_against_server(workers_of[_i], posted_main, 0, false);
 }
 END_TEST
 
@@ -525,6 +585,57 @@ START_TEST(deadline_times_out)
 }
 END_TEST
 
+/* An idle connection in curl's cache that the server closes while another
+ * transfer runs: its watcher wakes to an end of stream that nobody will
+ * read before the connection is reused. It must end rather than wait
+ * again, which would return at once for ever (on one worker nothing else
+ * would run: the held transfer's deadline, main, everything would stop). */
+static void *dropped_main(void *arg)
+{
+    (void)arg;
+    weft_task *h;
+    CHECK(weft_spawn(&h, fetch_held, IPTR(1)) == 0);
+    wait_requests(1);
+    char url[96];
+    url_of(url, sizeof url, "drop", 2);
+    struct weft_http_reply r;
+    CHECK(weft_http_get_until(url, SOON(20000), &r) == 0 && reply_ok(&r, 2));
+    weft_http_reply_destroy(&r);
+    /* Two sockets, each with its watcher: the held one, and the dropped
+     * one idle in the cache. */
+    struct weft__curl_counts n;
+    weft__curl_counts(&n);
+    CHECK(n.transfers == 1 && n.sockets == 2);
+    size_t before = n.watchers;
+    atomic_store(&srv.drop_now, true);
+    for (int i = 0; i < 10000 && atomic_load(&srv.drops) < 1; i++)
+        CHECK(weft_sleep(WEFT_MSEC) == 0);
+    CHECK(atomic_load(&srv.drops) == 1);
+    bool ended = false;
+    for (int i = 0; i < 5000 && !ended; i++) {
+        weft__curl_counts(&n);
+        ended = n.watchers == before - 1;
+        if (!ended)
+            CHECK(weft_sleep(WEFT_MSEC) == 0);
+    }
+    CHECK(ended);
+    CHECK(n.transfers == 1);
+    /* The held transfer goes on; once it is cancelled, the next transfer
+     * gets a connection that works (curl finds the dropped one dead). */
+    CHECK(weft_cancel(h) == 0);
+    void *res;
+    CHECK(weft_join(h, &res) == 0 && PINT(res) == -ECANCELED);
+    fetch_one(IPTR(3));
+    counts_empty();
+    return NULL;
+}
+
+START_TEST(idle_connection_closed_by_the_server)
+{
+    run_against_server(workers_of[_i], dropped_main, 0, false);
+}
+END_TEST
+
 /* ---- the caller's own easy handle ---------------------------------------------------- */
 
 struct sink {
@@ -656,6 +767,7 @@ int main(void)
     TCase *tc = tcase_create("curl");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, many_tasks_fetch_at_once, 0, 2);
+    tcase_add_loop_test(tc, transfers_started_while_curl_is_busy, 0, 2);
     tcase_add_loop_test(tc, keep_alive_connections_are_reused, 0, 2);
     tcase_add_loop_test(tc, connection_limit_queues_transfers, 0, 2);
     tcase_add_loop_test(tc, closed_connections_are_replaced, 0, 2);
@@ -663,6 +775,7 @@ int main(void)
     tcase_add_loop_test(tc, closed_port_is_refused, 0, 2);
     tcase_add_loop_test(tc, cancelled_transfer_leaves_nothing, 0, 2);
     tcase_add_loop_test(tc, deadline_times_out, 0, 2);
+    tcase_add_loop_test(tc, idle_connection_closed_by_the_server, 0, 2);
     tcase_add_loop_test(tc, busy_handle_and_own_callbacks, 0, 2);
     tcase_add_loop_test(tc, reply_headers, 0, 2);
     tcase_add_loop_test(tc, errors, 0, 2);
