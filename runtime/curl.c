@@ -25,23 +25,11 @@
  * transfer run elsewhere with an easy handle that still has them set.
  *
  * Whoever releases `mu` first finishes the work curl asked for meanwhile
- * (unlock): it starts the transfers posted meanwhile (below), runs the
- * timeouts that are due (curl asks for a timeout of 0 each time a
- * transfer is added, so a new transfer starts in its caller's own task,
- * without a switch), reads curl's messages and wakes the tasks whose
- * transfers ended, and spawns the tasks below when they are missing.
- *
- * Posting. A caller of weft_curl_perform that finds `mu` held does not
- * wait for it: it pushes its record onto `posted` (a lock-free stack) and
- * goes on to wait for its transfer's end, and the holder starts it in its
- * unlock, in one curl call with the others posted meanwhile. With several
- * workers, a caller blocked on the lock blocked its worker's thread (a
- * futex wait and wake for most requests of W8's no-delay case on 2
- * workers); posted, the thread runs other tasks. After its release the
- * holder looks at the list once more, and takes `mu` again if a post came
- * too late for its last look (unlock). Watchers and the timer task still
- * take `mu` the blocking way: a watcher must hand its event to curl
- * before it waits again.
+ * (unlock): it runs the timeouts that are due (curl asks for a timeout of
+ * 0 each time a transfer is added, so a new transfer starts in its
+ * caller's own task, without a switch), reads curl's messages and wakes the
+ * tasks whose transfers ended, and spawns the tasks below when they are
+ * missing.
  *
  * Watchers. Each socket curl wants watched has one task, its watcher, that
  * loops: weft_fd_wait for what curl wants, then curl_multi_socket_action
@@ -55,7 +43,10 @@
  * between its look at `want` and its wait), and it waits again. When curl
  * stops wanting a socket whose connection goes back to the cache, the
  * watcher stays, idle, waiting to read, and is simply reused when a later
- * transfer takes the connection: no task per request. Watchers (and the
+ * transfer takes the connection: no task per request. An idle watcher
+ * whose socket turns readable (the server closed the connection) ends
+ * instead, since nobody will read it before curl reuses or prunes the
+ * connection; curl's next wish for the socket starts a new one. Watchers (and the
  * timer task) end when no transfer is left, so that a run whose tasks are
  * all done ends while connections idle in the cache; a socket curl still
  * wants then is watched again at the next transfer.
@@ -188,13 +179,10 @@ struct xfer {
     bool removed;            /* the handle was taken out with it: the caller need not */
     CURLcode code;           /* the transfer's result, once done */
     int err;                 /* weft's own reason it failed (-EMFILE), or 0 */
-    struct xfer *posted_next; /* c->posted link, while the record waits there */
 };
 
 struct weft__curl {
     pthread_mutex_t mu;
-    _Atomic(struct xfer *) posted; /* transfers to start, newest first: pushed
-                                      without mu, taken under it */
     _Atomic uintptr_t holder;  /* the thread holding mu, or 0: written by it, relaxed; a
                                   thread compares it with its own id only */
     CURLM *multi;
@@ -233,15 +221,6 @@ static void lock(struct weft__curl *c)
 {
     pthread_mutex_lock(&c->mu);
     atomic_store_explicit(&c->holder, thread_id(), memory_order_relaxed);
-}
-
-/* lock() if mu is free; false if another thread holds it. */
-static bool try_lock(struct weft__curl *c)
-{
-    if (pthread_mutex_trylock(&c->mu) != 0)
-        return false;
-    atomic_store_explicit(&c->holder, thread_id(), memory_order_relaxed);
-    return true;
 }
 
 /* Whether the calling thread holds c->mu, that is, runs inside a curl
@@ -633,61 +612,17 @@ static unsigned collect(struct weft__curl *c)
     return n;
 }
 
-static int xfer_start(struct weft__curl *c, struct xfer *x);
-
-/* Puts x on the list of transfers to start, without mu. Any thread. */
-static void post(struct weft__curl *c, struct xfer *x)
-{
-    struct xfer *head = atomic_load_explicit(&c->posted, memory_order_relaxed);
-    do {
-        x->posted_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&c->posted, &head, x, memory_order_release,
-                                                    memory_order_relaxed));
-}
-
-/* Starts the transfers posted meanwhile, oldest first; one that cannot
- * start is settled with the reason (its caller returns it). Returns how
- * many it took. Under mu. */
-static unsigned start_posted(struct weft__curl *c)
-{
-    struct xfer *x = atomic_exchange_explicit(&c->posted, NULL, memory_order_acquire);
-    struct xfer *fifo = NULL, *next;
-    for (; x; x = next) {
-        next = x->posted_next;
-        x->posted_next = fifo;
-        fifo = x;
-    }
-    unsigned n = 0;
-    for (x = fifo; x; x = next, n++) {
-        next = x->posted_next; /* a settled record's caller may return at once */
-        int err = xfer_start(c, x);
-        if (err < 0)
-            xfer_settle(c, x, err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT, err, true);
-    }
-    return n;
-}
-
-/* Starts the transfers posted meanwhile, runs the timeouts that are due
- * (the start's, among them), hands finished transfers over (taking one
- * out may start a transfer that waited for its connection: a timeout of
- * 0, so round again), starts missing tasks, and releases mu. Then looks
- * for a transfer posted by a caller that found mu held after this
- * thread's last look (the caller's look at mu and this one at the list,
- * each after a full fence, cannot both miss), and if there is one and mu
- * is free, takes mu and goes round again. */
+/* Runs the timeouts that are due, hands finished transfers over (taking
+ * one out may start a transfer that waited for its connection: a timeout
+ * of 0, so round again), starts missing tasks, and releases mu. */
 static void unlock(struct weft__curl *c)
 {
-    for (;;) {
-        unsigned budget = DRAIN_ROUNDS;
-        while (start_posted(c) + run_due(c, &budget) + collect(c) > 0) {
-        }
-        supervise(c);
-        atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
-        pthread_mutex_unlock(&c->mu);
-        atomic_thread_fence(memory_order_seq_cst);
-        if (!atomic_load_explicit(&c->posted, memory_order_relaxed) || !try_lock(c))
-            return;
+    unsigned budget = DRAIN_ROUNDS;
+    while (run_due(c, &budget) + collect(c) > 0) {
     }
+    supervise(c);
+    atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Whether fd has data or an end of stream to read now. A wake-up of an
@@ -936,19 +871,6 @@ void weft__curl_counts(struct weft__curl_counts *out)
     unlock(c);
 }
 
-int weft__curl_hold(bool on)
-{
-    struct weft__curl *c;
-    int err = get(&c);
-    if (err < 0)
-        return err;
-    if (on)
-        lock(c);
-    else
-        unlock(c);
-    return 0;
-}
-
 int weft_curl_multi_setopt(CURLMoption option, long value)
 {
     switch (option) {
@@ -1083,20 +1005,10 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
         }
         x->easy = easy;
     }
-    if (try_lock(c)) {
-        err = xfer_start(c, x);
-        /* Runs the timeout of 0 the add asked for: the transfer starts here. */
-        unlock(c);
-    } else {
-        /* Another thread is inside curl: it starts x when it unlocks.
-         * This try after the post and the holder's look at the list after
-         * its release (each behind a full fence) cannot both miss: if
-         * this one fails, whoever holds mu now looks after it. */
-        post(c, x);
-        atomic_thread_fence(memory_order_seq_cst);
-        if (try_lock(c))
-            unlock(c);
-    }
+    lock(c);
+    err = xfer_start(c, x);
+    /* Runs the timeout of 0 the add asked for: the transfer starts here. */
+    unlock(c);
     if (err < 0) {
         *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     } else {
@@ -1105,7 +1017,6 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
             /* Cancelled, past the deadline, or failed by weft: the handle
              * comes out here, unless a completer took it out meanwhile. */
             lock(c);
-            start_posted(c); /* x, if it is still on the list, is left nowhere */
             if (xfer_find(c, easy) == x)
                 xfer_stop(c, x);
             unlock(c);
