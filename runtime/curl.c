@@ -113,7 +113,6 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -124,6 +123,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "lock.h"
+#include "poller.h"
 #include "runtime.h"
 #include "waitq.h"
 #include "weft/curl.h"
@@ -625,15 +625,6 @@ static void unlock(struct weft__curl *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Whether fd has data or an end of stream to read now. A wake-up of an
- * idle watcher may be an edge whose bytes a timeout's curl call read
- * meanwhile: only a descriptor that is readable still counts. */
-static bool idle_readable(int fd)
-{
-    struct pollfd pf = {.fd = fd, .events = POLLIN | POLLRDHUP};
-    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
-}
-
 /* Waits on s's descriptor and hands what is ready to curl, until curl is
  * done with s, no transfer is left, or s is idle and readable. */
 static void *watcher_main(void *arg)
@@ -656,8 +647,10 @@ static void *watcher_main(void *arg)
         if (r > 0 && s->want) {
             act(c, s->fd, (r & WEFT_READABLE ? CURL_CSELECT_IN : 0) |
                               (r & WEFT_WRITABLE ? CURL_CSELECT_OUT : 0));
-        } else if (r > 0 && idle_readable(wfd)) {
-            /* Idle, and something to read that nobody asked for: the
+        } else if (r > 0 && weft__fd_level(wfd, WEFT_READABLE) > 0) {
+            /* Idle, and something to read that nobody asked for (read
+             * afresh: the wake-up may be an edge whose bytes a timeout's
+             * curl call read meanwhile): the
              * server closed the connection, or sent bytes out of turn.
              * Waiting again would return at once, for ever (and on one
              * worker nothing else would run). The watcher ends: curl's

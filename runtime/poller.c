@@ -318,6 +318,23 @@ static int enroll(struct weft__poller *p, struct weft__pfd *f, int fd)
     return 0;
 }
 
+int weft__fd_level(int fd, unsigned events)
+{
+    struct pollfd pf = {.fd = fd,
+                        .events = (short)((events & WEFT_READABLE ? POLLIN | POLLRDHUP : 0) |
+                                          (events & WEFT_WRITABLE ? POLLOUT : 0))};
+    unsigned got = 0;
+    if (poll(&pf, 1, 0) > 0) {
+        if (pf.revents & POLLNVAL)
+            return -EBADF;
+        if (pf.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
+            got |= WEFT_READABLE;
+        if (pf.revents & (POLLOUT | POLLHUP | POLLERR))
+            got |= WEFT_WRITABLE;
+    }
+    return (int)got;
+}
+
 /* The wait of weft_fd_wait, for an fd that prepare() has seen. */
 static int fd_wait(struct weft__runtime *rt, struct weft__task *self, struct weft__pfd *f, int fd,
                    unsigned events, uint64_t deadline)
@@ -344,19 +361,12 @@ static int fd_wait(struct weft__runtime *rt, struct weft__task *self, struct wef
      * descriptor to return at once. Under the lock: an edge after this
      * look finds the waiter queued. */
     if (!got) {
-        struct pollfd pf = {.fd = fd,
-                            .events = (short)((events & WEFT_READABLE ? POLLIN | POLLRDHUP : 0) |
-                                              (events & WEFT_WRITABLE ? POLLOUT : 0))};
-        if (poll(&pf, 1, 0) > 0) {
-            if (pf.revents & POLLNVAL) {
-                weft__lock_release(&f->lock);
-                return -EBADF;
-            }
-            if (pf.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
-                got |= WEFT_READABLE;
-            if (pf.revents & (POLLOUT | POLLHUP | POLLERR))
-                got |= WEFT_WRITABLE;
+        int level = weft__fd_level(fd, events);
+        if (level < 0) {
+            weft__lock_release(&f->lock);
+            return level;
         }
+        got = (unsigned)level;
     }
     if (got) {
         weft__lock_release(&f->lock);

@@ -74,6 +74,12 @@ static inline bool weft__poller_wanted(struct weft__poller *p)
  * passed with nothing to report. Worker w's thread, outside any task. */
 unsigned weft__poller_poll(struct weft__worker *w, uint64_t deadline, bool *timed_out);
 
+/* Whether fd is ready now for `events` (WEFT_READABLE, WEFT_WRITABLE),
+ * level-triggered, by one poll(2) that does not block: the directions
+ * ready (a hang-up or an error counts as both), 0, or -EBADF if fd is not
+ * open. Any thread. */
+int weft__fd_level(int fd, unsigned events);
+
 /* Makes a blocking weft__poller_poll return. Any thread. */
 void weft__poller_interrupt(struct weft__poller *p);
 

@@ -842,6 +842,19 @@ START_TEST(next_slot_moves_on)
 }
 END_TEST
 
+/* Spawns fn(NULL) as *h and yields until it waits (it must block on
+ * something before it ends); returns its task. Task context. */
+static struct weft__task *spawn_until_blocked(weft_task **h, weft_fn fn)
+{
+    ck_assert_int_eq(weft_spawn(h, fn, NULL), 0);
+    int err;
+    struct weft__task *t = weft__task_lookup(*h, &err);
+    ck_assert_ptr_nonnull(t);
+    while (atomic_load(&t->state) != WEFT_T_BLOCKED)
+        ck_assert_int_eq(weft_yield(), 0);
+    return t;
+}
+
 /* The waker suspends, but its worker's decision is a maintenance pass that
  * picks another task first (here a yielder's turn, forced white-box on the
  * 61st decision), and that task computes until the woken one has run: the
@@ -888,12 +901,7 @@ static void *strand_main(void *arg)
     ck_assert_int_eq(weft_spawn(&hb, strand_spinner, NULL), 0);
     while (!atomic_load(&strand_b_started))
         cpu_relax();
-    ck_assert_int_eq(weft_spawn(&hx, strand_woken, NULL), 0);
-    int err;
-    struct weft__task *xt = weft__task_lookup(hx, &err);
-    ck_assert_ptr_nonnull(xt);
-    while (atomic_load(&xt->state) != WEFT_T_BLOCKED)
-        ck_assert_int_eq(weft_yield(), 0);
+    struct weft__task *xt = spawn_until_blocked(&hx, strand_woken);
     ck_assert_int_eq(weft_spawn(&hs, strand_yielder, NULL), 0);
     ck_assert_int_eq(weft_yield(), 0); /* the yielder runs and queues behind this task */
     struct weft__worker *w = weft__worker_self();
@@ -954,12 +962,7 @@ static void *later_main(void *arg)
 {
     bool later = arg != NULL;
     weft_task *hw, *h1, *h2;
-    ck_assert_int_eq(weft_spawn(&hw, later_waiter, NULL), 0);
-    int err;
-    struct weft__task *wt = weft__task_lookup(hw, &err);
-    ck_assert_ptr_nonnull(wt);
-    while (atomic_load(&wt->state) != WEFT_T_BLOCKED)
-        ck_assert_int_eq(weft_yield(), 0);
+    spawn_until_blocked(&hw, later_waiter);
     ck_assert_int_eq(weft_spawn(&h1, later_ready, NULL), 0);
     ck_assert_int_eq(weft_spawn(&h2, later_ready, NULL), 0);
     ck_assert(later ? weft__wake_later(later_task, later_seq, WEFT_WAKE_WOKEN)
