@@ -70,6 +70,10 @@
  *     its own, which it closes with weft_close when curl is done: the
  *     number curl closes was never known to the poller. With no
  *     descriptor left for the duplicate, the transfer fails (-EMFILE).
+ *   - Some libcurl versions close a socket from on_open that never
+ *     connected with close(2) instead of on_close (sock_gone says which
+ *     and how it is recognised): its record goes, with nothing closed,
+ *     when curl removes it, or when on_open is given its number again.
  * The callbacks know a call of ours by `holder`, which is why it is read
  * through thread_id(): the thread a task runs on is never cached across a
  * suspension (docs/design/rules.md).
@@ -119,6 +123,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -160,7 +165,10 @@ struct sock {
     int wfd;             /* what the watcher waits on: fd, or a duplicate (not owned); -1: closed */
     unsigned want;       /* WEFT_READABLE | WEFT_WRITABLE that curl wants; 0: none */
     unsigned waiting;    /* what the watcher waits for, from its look at `want` to its relock; 0 */
-    bool owned;          /* opened by on_open: curl closes it through on_close */
+    bool owned;          /* opened by on_open: curl closes it through on_close, once live */
+    bool live;           /* curl asked to read it: connected (see sock_gone) */
+    dev_t dev;           /* an owned socket's identity, from fstat at on_open */
+    ino_t ino;
     bool dead;           /* curl is done with it: out of the table; the watcher closes and frees */
     bool broken;         /* the poller refused it: unwatched until curl asks again */
     bool queued;         /* on c->unwatched */
@@ -414,6 +422,34 @@ static int sock_foreign(struct weft__curl *c, curl_socket_t fd)
     return 0;
 }
 
+/* Whether curl has closed owned socket s with close(2) rather than through
+ * on_close. libcurl 7.88.0 to 8.1.2 (Debian 12 has 7.88.1) do that to a
+ * socket that never connected: one whose transfer is taken out while it
+ * connects (a cancel, a deadline), or a failed attempt among several
+ * addresses; libcurl 8.2.0 mended it (curl pull request 11439). Such a
+ * socket is told CURL_POLL_REMOVE afterwards, in the same call, but its
+ * number may have been taken again by then by another thread's socket,
+ * so it is recognised by identity (device and inode), not by being open.
+ * A live socket, one curl has asked to read, connected before it asked,
+ * and curl closes every connected socket through on_close. */
+static bool sock_gone(const struct sock *s)
+{
+    struct stat st;
+    if (s->live)
+        return false;
+    return fstat(s->fd, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino;
+}
+
+/* Forgets s, whose socket curl closed with close(2) (sock_gone): the
+ * record goes, and the poller forgets the number if nothing took it. */
+static void sock_lost(struct weft__curl *c, struct sock *s)
+{
+    int fd = s->fd;
+    s->wfd = -1;
+    sock_retire(c, s);
+    weft__fd_closed_elsewhere(fd);
+}
+
 static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)clientp, (void)purpose;
@@ -425,21 +461,32 @@ static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_so
     struct weft__curl *c = inside();
     if (!c)
         return fd;
-    /* The number was free, so a record of it is stale. An owned socket
-     * is closed only through on_close, which drops its record; a socket
-     * curl made itself, though, may have been closed before its
-     * CURL_POLL_REMOVE: its watcher waits on a duplicate, which
-     * sock_retire closes. */
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        (void)weft_close(fd);
+        errno = e;
+        return CURL_SOCKET_BAD;
+    }
+    /* The number was free, so a record of it is stale: curl closed that
+     * socket itself, without a word (a socket that never connected, see
+     * sock_gone; or one it made on its own, watched through a duplicate).
+     * Only the record goes: the number is the new socket's. weft_socket
+     * has woken a watcher still waiting on the old one already. */
     struct sock *stale = sock_at(c, fd);
-    if (stale && stale->owned)
-        weft__panic("curl: socket %d opened while its number is still in use", fd);
-    if (stale)
+    if (stale) {
+        if (stale->owned)
+            stale->wfd = -1;
         sock_retire(c, stale);
-    if (!sock_new(c, fd, fd, true)) {
+    }
+    struct sock *s = sock_new(c, fd, fd, true);
+    if (!s) {
         (void)weft_close(fd);
         errno = ENOMEM;
         return CURL_SOCKET_BAD;
     }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     return fd;
 }
 
@@ -462,7 +509,9 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_REMOVE) {
         /* An owned socket's connection may go back to the cache: its
          * watcher idles until a transfer takes it again, or it closes. */
-        if (s && s->owned)
+        if (s && s->owned && sock_gone(s))
+            sock_lost(c, s);
+        else if (s && s->owned)
             s->want = 0;
         else if (s)
             sock_retire(c, s);
@@ -481,6 +530,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     s->want = (what & CURL_POLL_IN ? WEFT_READABLE : 0) |
               (what & CURL_POLL_OUT ? WEFT_WRITABLE : 0);
+    if (what & CURL_POLL_IN)
+        s->live = true;
     /* A watcher past its look at `want` (s->waiting set: it may be the
      * caller, in its unlock) waits again if it would miss a direction. */
     if (!s->watcher) {
@@ -833,6 +884,11 @@ void weft__curl_term(struct weft__runtime *rt)
     for (size_t fd = 0; fd < c->socks_cap; fd++) {
         struct sock *s = c->socks[fd];
         if (s) {
+            /* An owned socket left here is one curl closed itself (curl
+             * closes its cached connections through on_close): its number
+             * is not ours to close, unless it is still the same socket. */
+            if (s->owned && sock_gone(s))
+                s->wfd = -1;
             sock_close(s);
             weft__free(s, sizeof *s);
         }
