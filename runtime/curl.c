@@ -25,11 +25,23 @@
  * transfer run elsewhere with an easy handle that still has them set.
  *
  * Whoever releases `mu` first finishes the work curl asked for meanwhile
- * (unlock): it runs the timeouts that are due (curl asks for a timeout of
- * 0 each time a transfer is added, so a new transfer starts in its
- * caller's own task, without a switch), reads curl's messages and wakes the
- * tasks whose transfers ended, and spawns the tasks below when they are
- * missing.
+ * (unlock): it starts the transfers posted meanwhile (below), runs the
+ * timeouts that are due (curl asks for a timeout of 0 each time a
+ * transfer is added, so a new transfer starts in its caller's own task,
+ * without a switch), reads curl's messages and wakes the tasks whose
+ * transfers ended, and spawns the tasks below when they are missing.
+ *
+ * Posting. A caller of weft_curl_perform that finds `mu` held does not
+ * wait for it: it pushes its record onto `posted` (a lock-free stack) and
+ * goes on to wait for its transfer's end, and the holder starts it in its
+ * unlock, in one curl call with the others posted meanwhile. With several
+ * workers, a caller blocked on the lock blocked its worker's thread (a
+ * futex wait and wake for most requests of W8's no-delay case on 2
+ * workers); posted, the thread runs other tasks. After its release the
+ * holder looks at the list once more, and takes `mu` again if a post came
+ * too late for its last look (unlock). Watchers and the timer task still
+ * take `mu` the blocking way: a watcher must hand its event to curl
+ * before it waits again.
  *
  * Watchers. Each socket curl wants watched has one task, its watcher, that
  * loops: weft_fd_wait for what curl wants, then curl_multi_socket_action
@@ -43,37 +55,42 @@
  * between its look at `want` and its wait), and it waits again. When curl
  * stops wanting a socket whose connection goes back to the cache, the
  * watcher stays, idle, waiting to read, and is simply reused when a later
- * transfer takes the connection: no task per request. An idle watcher
- * whose socket turns readable (the server closed the connection) ends
- * instead, since nobody will read it before curl reuses or prunes the
- * connection; curl's next wish for the socket starts a new one. Watchers (and the
+ * transfer takes the connection: no task per request. Watchers (and the
  * timer task) end when no transfer is left, so that a run whose tasks are
  * all done ends while connections idle in the cache; a socket curl still
  * wants then is watched again at the next transfer.
  *
- * Socket lifetime. A watcher waits on a descriptor number, and a number
- * that is closed may be handed to the next socket at once. So only the
- * watcher ever closes the number it waits on, or, when it has none, whoever
- * retires the socket:
- *   - Sockets curl opens come from on_open (weft_socket) and are closed
- *     through on_close, which closes the number at once when no other task
- *     watches it (no watcher, or the watcher itself is inside curl), and
- *     otherwise marks the socket dead, cancels the watcher and leaves the
- *     close to it: a watcher just past its look at the socket, about to
- *     wait, would otherwise wait on a new socket that got the number, and
- *     could take that socket's edge (its ready flag) before its own
- *     watcher. weft_close, not close(2), so that the poller forgets the
- *     number (weft.h).
- *   - Sockets curl makes on its own (the threaded resolver's socketpair)
- *     it closes with close(2) after telling us CURL_POLL_REMOVE. The
- *     watcher of such a socket waits on a duplicate (F_DUPFD_CLOEXEC) of
- *     its own, which it closes with weft_close when curl is done: the
- *     number curl closes was never known to the poller. With no
- *     descriptor left for the duplicate, the transfer fails (-EMFILE).
- *   - Some libcurl versions close a socket from on_open that never
- *     connected with close(2) instead of on_close (sock_gone says which
- *     and how it is recognised): its record goes, with nothing closed,
- *     when curl removes it, or when on_open is given its number again.
+ * Socket lifetime. A watcher never waits on curl's number for a socket
+ * but on a duplicate of its own (F_DUPFD_CLOEXEC), which only weft
+ * closes, and only with weft_close, so the poller never knows a number
+ * that curl closes. That matters because curl does close sockets behind
+ * our back: the ones it makes itself (the threaded resolver's
+ * socketpair) with close(2) after CURL_POLL_REMOVE, and libcurl 7.88.0 to
+ * 8.1.2 (Debian 12 has 7.88.1) also those from on_open that never
+ * connected (a transfer taken out while it connects, a failed attempt
+ * among several addresses), with close(2) and without on_close, before
+ * their CURL_POLL_REMOVE (libcurl 8.2.0 mended it: curl pull request
+ * 11439). A number so closed may be handed to another thread's socket at
+ * once; waited on directly, it would leave a stale record and epoll
+ * registration behind, and a later socket with the number would be taken
+ * for the old one. So:
+ *   - A socket curl still wants to close itself (from on_open, and live:
+ *     curl has asked to read it, so it is connected, and curl closes
+ *     connected sockets through on_close) is kept at CURL_POLL_REMOVE,
+ *     idle, for its connection's next transfer; any other socket's record
+ *     goes at CURL_POLL_REMOVE, with its duplicate, and curl's number is
+ *     curl's to close. on_close closes curl's number and retires the
+ *     record, and on_open drops any record still held for the number it
+ *     is given (its socket was closed without a word).
+ *   - Retiring closes the duplicate at once when no other task watches it
+ *     (no watcher, or the watcher itself is inside curl), and otherwise
+ *     marks the socket dead, cancels the watcher and leaves the close to
+ *     it: a watcher just past its look at the socket, about to wait, would
+ *     otherwise wait on a new descriptor that got the number, and could
+ *     take that descriptor's edge (its ready flag) before its own waiter.
+ *   - The price: two descriptors per connection and one more system call
+ *     to make it, none per request. With no descriptor left for the
+ *     duplicate, the transfer fails (-EMFILE).
  * The callbacks know a call of ours by `holder`, which is why it is read
  * through thread_id(): the thread a task runs on is never cached across a
  * suspension (docs/design/rules.md).
@@ -123,7 +140,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -162,13 +178,11 @@ static struct curl_api {
  * Every field under c->mu. */
 struct sock {
     int fd;              /* curl's number for it */
-    int wfd;             /* what the watcher waits on: fd, or a duplicate (not owned); -1: closed */
+    int wfd;             /* what the watcher waits on: a duplicate of fd, ours; -1: closed */
     unsigned want;       /* WEFT_READABLE | WEFT_WRITABLE that curl wants; 0: none */
     unsigned waiting;    /* what the watcher waits for, from its look at `want` to its relock; 0 */
     bool owned;          /* opened by on_open: curl closes it through on_close, once live */
-    bool live;           /* curl asked to read it: connected (see sock_gone) */
-    dev_t dev;           /* an owned socket's identity, from fstat at on_open */
-    ino_t ino;
+    bool live;           /* curl asked to read it: connected, so closed through on_close */
     bool dead;           /* curl is done with it: out of the table; the watcher closes and frees */
     bool broken;         /* the poller refused it: unwatched until curl asks again */
     bool queued;         /* on c->unwatched */
@@ -187,10 +201,13 @@ struct xfer {
     bool removed;            /* the handle was taken out with it: the caller need not */
     CURLcode code;           /* the transfer's result, once done */
     int err;                 /* weft's own reason it failed (-EMFILE), or 0 */
+    struct xfer *posted_next; /* c->posted link, while the record waits there */
 };
 
 struct weft__curl {
     pthread_mutex_t mu;
+    _Atomic(struct xfer *) posted; /* transfers to start, newest first: pushed
+                                      without mu, taken under it */
     _Atomic uintptr_t holder;  /* the thread holding mu, or 0: written by it, relaxed; a
                                   thread compares it with its own id only */
     CURLM *multi;
@@ -229,6 +246,15 @@ static void lock(struct weft__curl *c)
 {
     pthread_mutex_lock(&c->mu);
     atomic_store_explicit(&c->holder, thread_id(), memory_order_relaxed);
+}
+
+/* lock() if mu is free; false if another thread holds it. */
+static bool try_lock(struct weft__curl *c)
+{
+    if (pthread_mutex_trylock(&c->mu) != 0)
+        return false;
+    atomic_store_explicit(&c->holder, thread_id(), memory_order_relaxed);
+    return true;
 }
 
 /* Whether the calling thread holds c->mu, that is, runs inside a curl
@@ -408,46 +434,18 @@ static void sock_retire(struct weft__curl *c, struct sock *s)
         weft__free(s, sizeof *s);
 }
 
-/* A socket curl made without on_open: watched through a duplicate.
- * Returns 0, or -EMFILE, -ENOMEM. */
-static int sock_foreign(struct weft__curl *c, curl_socket_t fd)
+/* Records fd, opened by on_open (`owned`) or by curl itself, with the
+ * duplicate its watcher will wait on. Returns 0, or -EMFILE, -ENOMEM. */
+static int sock_add(struct weft__curl *c, curl_socket_t fd, bool owned)
 {
-    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    int dup = weft__fd_dup(fd);
     if (dup < 0)
-        return -errno;
-    if (!sock_new(c, fd, dup, false)) {
+        return dup;
+    if (!sock_new(c, fd, dup, owned)) {
         (void)weft_close(dup);
         return -ENOMEM;
     }
     return 0;
-}
-
-/* Whether curl has closed owned socket s with close(2) rather than through
- * on_close. libcurl 7.88.0 to 8.1.2 (Debian 12 has 7.88.1) do that to a
- * socket that never connected: one whose transfer is taken out while it
- * connects (a cancel, a deadline), or a failed attempt among several
- * addresses; libcurl 8.2.0 mended it (curl pull request 11439). Such a
- * socket is told CURL_POLL_REMOVE afterwards, in the same call, but its
- * number may have been taken again by then by another thread's socket,
- * so it is recognised by identity (device and inode), not by being open.
- * A live socket, one curl has asked to read, connected before it asked,
- * and curl closes every connected socket through on_close. */
-static bool sock_gone(const struct sock *s)
-{
-    struct stat st;
-    if (s->live)
-        return false;
-    return fstat(s->fd, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino;
-}
-
-/* Forgets s, whose socket curl closed with close(2) (sock_gone): the
- * record goes, and the poller forgets the number if nothing took it. */
-static void sock_lost(struct weft__curl *c, struct sock *s)
-{
-    int fd = s->fd;
-    s->wfd = -1;
-    sock_retire(c, s);
-    weft__fd_closed_elsewhere(fd);
 }
 
 static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
@@ -461,32 +459,18 @@ static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_so
     struct weft__curl *c = inside();
     if (!c)
         return fd;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        (void)weft_close(fd);
-        errno = e;
-        return CURL_SOCKET_BAD;
-    }
     /* The number was free, so a record of it is stale: curl closed that
-     * socket itself, without a word (a socket that never connected, see
-     * sock_gone; or one it made on its own, watched through a duplicate).
-     * Only the record goes: the number is the new socket's. weft_socket
-     * has woken a watcher still waiting on the old one already. */
+     * socket with close(2) and has not said CURL_POLL_REMOVE (yet). The
+     * record goes, with its duplicate. */
     struct sock *stale = sock_at(c, fd);
-    if (stale) {
-        if (stale->owned)
-            stale->wfd = -1;
+    if (stale)
         sock_retire(c, stale);
-    }
-    struct sock *s = sock_new(c, fd, fd, true);
-    if (!s) {
-        (void)weft_close(fd);
-        errno = ENOMEM;
+    int err = sock_add(c, fd, true);
+    if (err < 0) {
+        (void)close(fd); /* never known to the poller */
+        errno = -err;
         return CURL_SOCKET_BAD;
     }
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
     return fd;
 }
 
@@ -495,10 +479,10 @@ static int on_close(void *clientp, curl_socket_t fd)
     (void)clientp;
     struct weft__curl *c = inside();
     struct sock *s = c ? sock_at(c, fd) : NULL;
-    if (!s)
-        return weft_close(fd) == 0 ? 0 : 1;
-    sock_retire(c, s);
-    return 0;
+    if (s)
+        sock_retire(c, s);
+    /* Watched through the duplicate only: never known to the poller. */
+    return close(fd) == 0 ? 0 : 1;
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -509,9 +493,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_REMOVE) {
         /* An owned socket's connection may go back to the cache: its
          * watcher idles until a transfer takes it again, or it closes. */
-        if (s && s->owned && sock_gone(s))
-            sock_lost(c, s);
-        else if (s && s->owned)
+        if (s && s->owned && s->live)
             s->want = 0;
         else if (s)
             sock_retire(c, s);
@@ -520,7 +502,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (!s) {
         /* No descriptor or memory to watch it: the transfer fails (-1
          * would make the whole multi handle unusable). */
-        int err = sock_foreign(c, fd);
+        int err = sock_add(c, fd, false);
         struct xfer *x = err < 0 ? xfer_find(c, easy) : NULL;
         if (x)
             xfer_settle(c, x, CURLE_OUT_OF_MEMORY, err, false);
@@ -663,17 +645,61 @@ static unsigned collect(struct weft__curl *c)
     return n;
 }
 
-/* Runs the timeouts that are due, hands finished transfers over (taking
- * one out may start a transfer that waited for its connection: a timeout
- * of 0, so round again), starts missing tasks, and releases mu. */
+static int xfer_start(struct weft__curl *c, struct xfer *x);
+
+/* Puts x on the list of transfers to start, without mu. Any thread. */
+static void post(struct weft__curl *c, struct xfer *x)
+{
+    struct xfer *head = atomic_load_explicit(&c->posted, memory_order_relaxed);
+    do {
+        x->posted_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&c->posted, &head, x, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Starts the transfers posted meanwhile, oldest first; one that cannot
+ * start is settled with the reason (its caller returns it). Returns how
+ * many it took. Under mu. */
+static unsigned start_posted(struct weft__curl *c)
+{
+    struct xfer *x = atomic_exchange_explicit(&c->posted, NULL, memory_order_acquire);
+    struct xfer *fifo = NULL, *next;
+    for (; x; x = next) {
+        next = x->posted_next;
+        x->posted_next = fifo;
+        fifo = x;
+    }
+    unsigned n = 0;
+    for (x = fifo; x; x = next, n++) {
+        next = x->posted_next; /* a settled record's caller may return at once */
+        int err = xfer_start(c, x);
+        if (err < 0)
+            xfer_settle(c, x, err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT, err, true);
+    }
+    return n;
+}
+
+/* Starts the transfers posted meanwhile, runs the timeouts that are due
+ * (the start's, among them), hands finished transfers over (taking one
+ * out may start a transfer that waited for its connection: a timeout of
+ * 0, so round again), starts missing tasks, and releases mu. Then looks
+ * for a transfer posted by a caller that found mu held after this
+ * thread's last look (the caller's look at mu and this one at the list,
+ * each after a full fence, cannot both miss), and if there is one and mu
+ * is free, takes mu and goes round again. */
 static void unlock(struct weft__curl *c)
 {
-    unsigned budget = DRAIN_ROUNDS;
-    while (run_due(c, &budget) + collect(c) > 0) {
+    for (;;) {
+        unsigned budget = DRAIN_ROUNDS;
+        while (start_posted(c) + run_due(c, &budget) + collect(c) > 0) {
+        }
+        supervise(c);
+        atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
+        pthread_mutex_unlock(&c->mu);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!atomic_load_explicit(&c->posted, memory_order_relaxed) || !try_lock(c))
+            return;
     }
-    supervise(c);
-    atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&c->mu);
 }
 
 /* Waits on s's descriptor and hands what is ready to curl, until curl is
@@ -884,11 +910,8 @@ void weft__curl_term(struct weft__runtime *rt)
     for (size_t fd = 0; fd < c->socks_cap; fd++) {
         struct sock *s = c->socks[fd];
         if (s) {
-            /* An owned socket left here is one curl closed itself (curl
-             * closes its cached connections through on_close): its number
-             * is not ours to close, unless it is still the same socket. */
-            if (s->owned && sock_gone(s))
-                s->wfd = -1;
+            /* Its duplicate only: curl has closed the number (cached
+             * connections through on_close, above; the others itself). */
             sock_close(s);
             weft__free(s, sizeof *s);
         }
@@ -918,6 +941,19 @@ void weft__curl_counts(struct weft__curl_counts *out)
     out->sockets = c->nsocks;
     out->watchers = c->ntasks;
     unlock(c);
+}
+
+int weft__curl_hold(bool on)
+{
+    struct weft__curl *c;
+    int err = get(&c);
+    if (err < 0)
+        return err;
+    if (on)
+        lock(c);
+    else
+        unlock(c);
+    return 0;
 }
 
 int weft_curl_multi_setopt(CURLMoption option, long value)
@@ -1054,10 +1090,20 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
         }
         x->easy = easy;
     }
-    lock(c);
-    err = xfer_start(c, x);
-    /* Runs the timeout of 0 the add asked for: the transfer starts here. */
-    unlock(c);
+    if (try_lock(c)) {
+        err = xfer_start(c, x);
+        /* Runs the timeout of 0 the add asked for: the transfer starts here. */
+        unlock(c);
+    } else {
+        /* Another thread is inside curl: it starts x when it unlocks.
+         * This try after the post and the holder's look at the list after
+         * its release (each behind a full fence) cannot both miss: if
+         * this one fails, whoever holds mu now looks after it. */
+        post(c, x);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (try_lock(c))
+            unlock(c);
+    }
     if (err < 0) {
         *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     } else {
@@ -1066,6 +1112,7 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
             /* Cancelled, past the deadline, or failed by weft: the handle
              * comes out here, unless a completer took it out meanwhile. */
             lock(c);
+            start_posted(c); /* x, if it is still on the list, is left nowhere */
             if (xfer_find(c, easy) == x)
                 xfer_stop(c, x);
             unlock(c);

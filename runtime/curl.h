@@ -5,6 +5,7 @@
 #ifndef WEFT_CURL_INTERNAL_H
 #define WEFT_CURL_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct weft__runtime;
@@ -25,5 +26,12 @@ struct weft__curl_counts {
     size_t watchers;  /* tasks waiting on those sockets, and the timer task */
 };
 void weft__curl_counts(struct weft__curl_counts *out);
+
+/* Test hook: takes (on) or releases (!on) the multi handle's lock, as a
+ * thread inside curl holds it, so that a test can show what a transfer
+ * started meanwhile does. Returns 0, or what making the multi handle
+ * returned. Task context; the caller is inside curl in between, where
+ * nothing else may suspend while it holds the lock. */
+int weft__curl_hold(bool on);
 
 #endif

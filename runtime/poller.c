@@ -204,25 +204,13 @@ static void fd_fresh(int fd)
     weft__lock_release(&f->lock);
 }
 
-void weft__fd_closed_elsewhere(int fd)
+int weft__fd_dup(int fd)
 {
-    struct weft__runtime *rt = weft__rt;
-    if (!rt || fd < 0)
-        return;
-    int err;
-    struct weft__pfd *f = pfd_get(&rt->poller, fd, false, &err);
-    if (!f)
-        return;
-    weft__lock_acquire(&f->lock);
-    /* Under the record's lock, so that no task can wait on the number
-     * between the look and the forgetting: a descriptor that takes the
-     * number meanwhile is new (not in the set, no waiter yet), and
-     * forgetting costs it nothing. */
-    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-        pfd_forget(&rt->poller, f, fd);
-        atomic_store_explicit(&f->nonblock, 0, memory_order_relaxed);
-    }
-    weft__lock_release(&f->lock);
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return -errno;
+    fd_fresh(d);
+    return d;
 }
 
 /* ---- polling -------------------------------------------------------------- */

@@ -11,6 +11,13 @@
  *    cancelled as soon as it is spawned or a little later (not started,
  *    starting, or running): each ends once, with its reply or -ECANCELED;
  *    no transfer or descriptor is left, and the next request works.
+ *  - transfers_started_while_curl_is_busy: while the test holds the multi
+ *    handle's lock, 50 tasks start transfers: each leaves its start to the
+ *    holder and waits (none blocks its thread, none reaches the server);
+ *    the release starts every one, and every reply is right.
+ *  - transfers_cancelled_while_curl_is_busy: the same, with every third
+ *    task cancelled while its transfer waits to be started: each ends
+ *    once, with -ECANCELED or its reply, and nothing is left.
  *  - keep_alive_connections_are_reused: 10 tasks make 10 requests each, one
  *    after another: the server accepts fewer connections than requests.
  *  - connection_limit_queues_transfers: with CURLMOPT_MAX_TOTAL_CONNECTIONS
@@ -66,6 +73,7 @@
 #include <weft/curl.h>
 
 #include "curl.h"
+#include "task.h"
 #include "util.h"
 
 static unsigned workers_of[] = {1, 2};
@@ -366,6 +374,87 @@ static void *storm_main(void *arg)
 START_TEST(cancels_race_starts)
 {
     run_against_server(workers_of[_i], storm_main, 2, false);
+}
+END_TEST
+
+/* ---- transfers started while another thread is inside curl ------------------- */
+
+#define POSTED 50
+
+/* Main holds the multi handle's lock, as a thread running curl does, while
+ * 50 tasks start transfers: none may block its worker's thread on the
+ * lock (on one worker that would be a deadlock) or reach the server; each
+ * leaves its transfer to the holder and waits. With `cancel`, every third
+ * is cancelled while it waits so. The holder's release starts them all;
+ * the cancelled ones end with -ECANCELED (or their reply, if the cancel
+ * came too late), the others with their reply. */
+static void *posted_one(void *arg)
+{
+    int id = (int)PINT(arg) + 1;
+    char url[96];
+    url_of(url, sizeof url, "posts", id);
+    struct weft_http_reply r;
+    int err = weft_http_get_until(url, SOON(20000), &r);
+    CHECK(err == 0 || err == -ECANCELED);
+    CHECK(err != 0 || reply_ok(&r, id));
+    weft_http_reply_destroy(&r);
+    return IPTR(err);
+}
+
+static void posted(bool cancel)
+{
+    weft_task *t[POSTED];
+    CHECK(weft__curl_hold(true) == 0);
+    for (int i = 0; i < POSTED; i++)
+        CHECK(weft_spawn(&t[i], posted_one, IPTR(i)) == 0);
+    for (int i = 0; i < POSTED; i++) {
+        int err;
+        struct weft__task *x = weft__task_lookup(t[i], &err);
+        CHECK(x != NULL);
+        for (int k = 0; k < 100000 && x && atomic_load(&x->state) != WEFT_T_BLOCKED; k++)
+            CHECK(weft_yield() == 0);
+        CHECK(x && atomic_load(&x->state) == WEFT_T_BLOCKED);
+    }
+    CHECK(atomic_load(&srv.requests) == 0);
+    if (cancel)
+        for (int i = 0; i < POSTED; i += 3)
+            CHECK(weft_cancel(t[i]) == 0);
+    CHECK(weft__curl_hold(false) == 0);
+    unsigned ok = 0;
+    for (int i = 0; i < POSTED; i++) {
+        void *r;
+        CHECK(weft_join(t[i], &r) == 0);
+        CHECK(PINT(r) == 0 || (cancel && i % 3 == 0));
+        ok += PINT(r) == 0;
+    }
+    CHECK(atomic_load(&srv.requests) >= ok);
+    counts_empty();
+    fetch_one(IPTR(POSTED + 1));
+}
+
+static void *posted_main(void *arg)
+{
+    (void)arg;
+    posted(false);
+    return NULL;
+}
+
+static void *posted_cancel_main(void *arg)
+{
+    (void)arg;
+    posted(true);
+    return NULL;
+}
+
+START_TEST(transfers_started_while_curl_is_busy)
+{
+    run_against_server(workers_of[_i], posted_main, 0, false);
+}
+END_TEST
+
+START_TEST(transfers_cancelled_while_curl_is_busy)
+{
+    run_against_server(workers_of[_i], posted_cancel_main, 0, false);
 }
 END_TEST
 
@@ -864,6 +953,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, many_tasks_fetch_at_once, 0, 2);
     tcase_add_loop_test(tc, cancels_race_starts, 0, 2);
+    tcase_add_loop_test(tc, transfers_started_while_curl_is_busy, 0, 2);
+    tcase_add_loop_test(tc, transfers_cancelled_while_curl_is_busy, 0, 2);
     tcase_add_loop_test(tc, keep_alive_connections_are_reused, 0, 2);
     tcase_add_loop_test(tc, connection_limit_queues_transfers, 0, 2);
     tcase_add_loop_test(tc, closed_connections_are_replaced, 0, 2);
