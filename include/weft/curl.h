@@ -29,6 +29,16 @@
  * the environment variable WEFT_LIBCURL names (a path or a soname, e.g.
  * libcurl-gnutls.so.4). When none can be loaded, every call below returns
  * -ELIBACC and the first says why on stderr.
+ *
+ * Memory. When libweft is built with jemalloc (the default) and its first
+ * transfer is also libcurl's first set-up, weft sets libcurl up with
+ * curl_global_init_mem so that libcurl's own allocations come from
+ * jemalloc's thread caches: a transfer's memory is often made on one
+ * worker's thread and freed on another's. A program that called
+ * curl_global_init or curl_easy_init first keeps libcurl on the C
+ * library's allocator; either way, free what libcurl hands out with
+ * libcurl's functions (curl_free, curl_slist_free_all), as its manual
+ * says.
  */
 #ifndef WEFT_CURL_H
 #define WEFT_CURL_H
