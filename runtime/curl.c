@@ -25,7 +25,8 @@
  * transfer run elsewhere with an easy handle that still has them set.
  *
  * Whoever releases `mu` first finishes the work curl asked for meanwhile
- * (unlock): it starts the transfers posted meanwhile (below), runs the
+ * (unlock): it starts the transfers posted meanwhile and takes the turns
+ * of the watchers that handed their wake-ups over (below), runs the
  * timeouts that are due (curl asks for a timeout of 0 each time a
  * transfer is added, so a new transfer starts in its caller's own task,
  * without a switch), reads curl's messages and wakes the tasks whose
@@ -39,9 +40,15 @@
  * futex wait and wake for most requests of W8's no-delay case on 2
  * workers); posted, the thread runs other tasks. After its release the
  * holder looks at the list once more, and takes `mu` again if a post came
- * too late for its last look (unlock). Watchers and the timer task still
- * take `mu` the blocking way: a watcher must hand its event to curl
- * before it waits again.
+ * too late for its last look (unlock). A watcher that wakes to find `mu`
+ * held hands its wake-up over the same way (hand_over): it pushes a
+ * record of what it woke to onto `events` and waits, as a task, until the
+ * holder has taken its turn with curl for it (watch_turn) and said what
+ * to wait for next; it must not wait on its socket again before curl has
+ * read what is there, or the poller's look at the level would wake it at
+ * once. So no worker's thread blocks on `mu` in the steady state; the
+ * timer task, a watcher's first turn and a cancelled caller's removal
+ * still take it the blocking way.
  *
  * Watchers. Each socket curl wants watched has one task, its watcher, that
  * loops: weft_fd_wait for what curl wants, then curl_multi_socket_action
@@ -211,8 +218,27 @@ struct xfer {
     struct xfer *posted_next; /* c->posted link, while the record waits there */
 };
 
+/* A watcher's wake-up handed to the thread inside curl (hand_over), on
+ * the watcher's stack: what it woke to, and, once the holder has taken
+ * its turn for it, what to wait for next. */
+struct handoff {
+    struct sock *s;
+    int r;                 /* weft_fd_wait's return */
+    int wfd;               /* what it waited on */
+    unsigned ev;           /* then: what to wait for next, */
+    int next_wfd;          /* on this, */
+    bool on;               /* or false: the watcher ends (s is let go) */
+    bool done;             /* under c->ev_lock */
+    struct weft__task *task;
+    uint64_t seq;          /* its wait for `done` */
+    struct handoff *next;  /* c->events link */
+};
+
 struct weft__curl {
     pthread_mutex_t mu;
+    _Atomic(struct handoff *) events; /* watchers' wake-ups for the holder, newest
+                                          first: pushed without mu, taken under it */
+    struct weft__lock ev_lock;  /* the handoff records' `done` and their watchers' waits */
     _Atomic(struct xfer *) posted; /* transfers to start, newest first: pushed
                                       without mu, taken under it */
     _Atomic uintptr_t holder;  /* the thread holding mu, or 0: written by it, relaxed; a
@@ -262,6 +288,15 @@ static bool try_lock(struct weft__curl *c)
         return false;
     atomic_store_explicit(&c->holder, thread_id(), memory_order_relaxed);
     return true;
+}
+
+/* The full fence of the post-then-try and release-then-look pairs (a
+ * posted transfer, a handed-over wake-up). Out of line: GCC refuses an
+ * inlined fence under -fsanitize=thread, which does not model fences
+ * (the lists themselves are handed over with release and acquire). */
+static __attribute__((noinline)) void full_fence(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* Whether the calling thread holds c->mu, that is, runs inside a curl
@@ -653,6 +688,7 @@ static unsigned collect(struct weft__curl *c)
 }
 
 static int xfer_start(struct weft__curl *c, struct xfer *x);
+static unsigned take_events(struct weft__curl *c);
 
 /* Puts x on the list of transfers to start, without mu. Any thread. */
 static void post(struct weft__curl *c, struct xfer *x)
@@ -698,60 +734,62 @@ static void unlock(struct weft__curl *c)
 {
     for (;;) {
         unsigned budget = DRAIN_ROUNDS;
-        while (start_posted(c) + run_due(c, &budget) + collect(c) > 0) {
+        while (start_posted(c) + take_events(c) + run_due(c, &budget) + collect(c) > 0) {
         }
         supervise(c);
         atomic_store_explicit(&c->holder, 0, memory_order_relaxed);
         pthread_mutex_unlock(&c->mu);
-        atomic_thread_fence(memory_order_seq_cst);
-        if (!atomic_load_explicit(&c->posted, memory_order_relaxed) || !try_lock(c))
+        full_fence();
+        if ((!atomic_load_explicit(&c->posted, memory_order_relaxed) &&
+             !atomic_load_explicit(&c->events, memory_order_relaxed)) ||
+            !try_lock(c))
             return;
     }
 }
 
-/* Waits on s's descriptor and hands what is ready to curl, until curl is
- * done with s, no transfer is left, or s is idle and readable. */
-static void *watcher_main(void *arg)
+/* The watcher of s has its turn with curl, under mu: what it woke to, r
+ * from weft_fd_wait on wfd (0 at its start), goes to curl. Returns whether
+ * it watches on, with what to wait for in *ev and on what in *next_wfd
+ * (and s->waiting set: it is past its look); otherwise s is let go, and
+ * freed if curl is done with it. Whoever holds mu: the watcher, or the
+ * holder it handed its wake-up to. */
+static bool watch_turn(struct weft__curl *c, struct sock *s, int r, int wfd, unsigned *ev,
+                       int *next_wfd)
 {
-    struct sock *s = arg;
-    struct weft__curl *c = atomic_load_explicit(&weft__rt->curl, memory_order_acquire);
-    lock(c);
-    while (!s->dead && !s->broken && c->nxfers) {
+    s->waiting = 0;
+    if (s->dead) {
+        /* Retired meanwhile. */
+    } else if (r > 0 && s->want) {
+        act(c, s->fd, (r & WEFT_READABLE ? CURL_CSELECT_IN : 0) |
+                          (r & WEFT_WRITABLE ? CURL_CSELECT_OUT : 0));
+    } else if (r > 0 && weft__fd_level(wfd, WEFT_READABLE) > 0) {
+        /* Idle, and something to read that nobody asked for (read afresh:
+         * the wake-up may be an edge whose bytes a timeout's curl call read
+         * meanwhile): the server closed the connection, or sent bytes out of
+         * turn. Waiting again would return at once, for ever (and on one
+         * worker nothing else would run). The watcher ends: curl's look at
+         * the connection before it reuses one finds it dead and closes it,
+         * and if curl wants the socket again first, its wish starts a new
+         * watcher (on_socket). */
+        goto end;
+    } else if (r < 0 && r != -ECANCELED) {
+        /* The poller cannot wait on it (-ENOMEM, epoll refused it): curl
+         * fails the transfer, if there is one, and closes the connection;
+         * the watcher stops, so as not to spin on the error, and curl's
+         * next wish for the socket tries again. */
+        if (s->want)
+            act(c, s->fd, CURL_CSELECT_ERR);
+        s->broken = !s->dead;
+    }
+    if (!s->dead && !s->broken && c->nxfers) {
         /* Idle (its connection in the cache): wait to read, which is what
          * curl wants first when a transfer takes the connection again. */
-        unsigned ev = s->want ? s->want : WEFT_READABLE;
-        int wfd = s->wfd;
-        s->waiting = ev;
-        unlock(c);
-        int r = weft_fd_wait(wfd, ev, WEFT_NEVER);
-        lock(c);
-        s->waiting = 0;
-        if (s->dead)
-            continue;
-        if (r > 0 && s->want) {
-            act(c, s->fd, (r & WEFT_READABLE ? CURL_CSELECT_IN : 0) |
-                              (r & WEFT_WRITABLE ? CURL_CSELECT_OUT : 0));
-        } else if (r > 0 && weft__fd_level(wfd, WEFT_READABLE) > 0) {
-            /* Idle, and something to read that nobody asked for (read
-             * afresh: the wake-up may be an edge whose bytes a timeout's
-             * curl call read meanwhile): the
-             * server closed the connection, or sent bytes out of turn.
-             * Waiting again would return at once, for ever (and on one
-             * worker nothing else would run). The watcher ends: curl's
-             * look at the connection before it reuses one finds it dead
-             * and closes it, and if curl wants the socket again first,
-             * its wish starts a new watcher (on_socket). */
-            break;
-        } else if (r < 0 && r != -ECANCELED) {
-            /* The poller cannot wait on it (-ENOMEM, epoll refused it):
-             * curl fails the transfer, if there is one, and closes the
-             * connection; the watcher stops, so as not to spin on the
-             * error, and curl's next wish for the socket tries again. */
-            if (s->want)
-                act(c, s->fd, CURL_CSELECT_ERR);
-            s->broken = !s->dead;
-        }
+        *ev = s->want ? s->want : WEFT_READABLE;
+        *next_wfd = s->wfd;
+        s->waiting = *ev;
+        return true;
     }
+end:
     s->watcher = NULL;
     c->ntasks--;
     if (s->dead) {
@@ -761,7 +799,85 @@ static void *watcher_main(void *arg)
     } else if (s->want) {
         unwatched_push(c, s);
     }
+    return false;
+}
+
+/* Takes the turns of the watchers that handed their wake-ups over,
+ * oldest first, and wakes each; returns how many. Under mu. */
+static unsigned take_events(struct weft__curl *c)
+{
+    struct handoff *h = atomic_exchange_explicit(&c->events, NULL, memory_order_acquire);
+    struct handoff *fifo = NULL, *next;
+    for (; h; h = next) {
+        next = h->next;
+        h->next = fifo;
+        fifo = h;
+    }
+    unsigned n = 0;
+    for (h = fifo; h; h = next, n++) {
+        next = h->next; /* a woken watcher may return at once */
+        h->on = watch_turn(c, h->s, h->r, h->wfd, &h->ev, &h->next_wfd);
+        weft__lock_acquire(&c->ev_lock);
+        h->done = true;
+        /* Not waiting yet (it will see `done`), or waiting: readied. */
+        (void)weft__wake(h->task, h->seq, WEFT_WAKE_WOKEN);
+        weft__lock_release(&c->ev_lock);
+    }
+    return n;
+}
+
+/* A watcher whose wake-up finds mu held hands it to the holder instead of
+ * blocking its worker's thread on the lock (on 2 workers, most futex
+ * waits of W8's no-delay client were watchers'), and waits, without
+ * taking mu, until the holder has had its turn for it (take_events, in
+ * the holder's unlock; the same look after the release as for posted
+ * transfers). Then it knows what to wait for next. The wait ignores
+ * cancellation: a cancel stays pending and ends the watcher's next wait
+ * on its socket, as one that comes while it is inside curl does. Returns
+ * what watch_turn returned. */
+static bool hand_over(struct weft__curl *c, struct sock *s, int r, int wfd, unsigned *ev,
+                      int *next_wfd)
+{
+    struct weft__task *self = weft__current_task();
+    struct handoff h = {.s = s, .r = r, .wfd = wfd, .task = self, .seq = weft__wait_seq(self)};
+    struct handoff *head = atomic_load_explicit(&c->events, memory_order_relaxed);
+    do {
+        h.next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&c->events, &head, &h, memory_order_release,
+                                                    memory_order_relaxed));
+    full_fence();
+    if (try_lock(c))
+        unlock(c); /* takes h's turn among the others */
+    weft__lock_acquire(&c->ev_lock);
+    if (h.done)
+        weft__lock_release(&c->ev_lock);
+    else
+        (void)weft__wait(self, h.seq, &c->ev_lock, WEFT_NEVER, WEFT_W_IO, s, true);
+    *ev = h.ev;
+    *next_wfd = h.next_wfd;
+    return h.on;
+}
+
+/* Waits on s's descriptor and hands what is ready to curl, until curl is
+ * done with s, no transfer is left, or s is idle and readable. */
+static void *watcher_main(void *arg)
+{
+    struct sock *s = arg;
+    struct weft__curl *c = atomic_load_explicit(&weft__rt->curl, memory_order_acquire);
+    unsigned ev = 0;
+    int wfd = -1;
+    lock(c);
+    bool on = watch_turn(c, s, 0, -1, &ev, &wfd);
     unlock(c);
+    while (on) {
+        int r = weft_fd_wait(wfd, ev, WEFT_NEVER);
+        if (try_lock(c)) {
+            on = watch_turn(c, s, r, wfd, &ev, &wfd);
+            unlock(c);
+        } else {
+            on = hand_over(c, s, r, wfd, &ev, &wfd);
+        }
+    }
     weft_detach(weft_self());
     return NULL;
 }
@@ -915,6 +1031,7 @@ static struct weft__curl *make(void)
     pthread_mutex_init(&c->mu, &a);
     pthread_mutexattr_destroy(&a);
     weft__lock_init(&c->done_lock);
+    weft__lock_init(&c->ev_lock);
     weft__lock_init(&c->spare_lock);
     c->timer_at = WEFT_NEVER;
     cu.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -1015,6 +1132,12 @@ int weft__curl_hold(bool on)
     else
         unlock(c);
     return 0;
+}
+
+bool weft__curl_handed_over(void)
+{
+    struct weft__curl *c = weft__rt ? atomic_load(&weft__rt->curl) : NULL;
+    return c && atomic_load_explicit(&c->events, memory_order_acquire) != NULL;
 }
 
 int weft_curl_multi_setopt(CURLMoption option, long value)
@@ -1161,7 +1284,7 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
          * its release (each behind a full fence) cannot both miss: if
          * this one fails, whoever holds mu now looks after it. */
         post(c, x);
-        atomic_thread_fence(memory_order_seq_cst);
+        full_fence();
         if (try_lock(c))
             unlock(c);
     }

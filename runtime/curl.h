@@ -34,4 +34,8 @@ void weft__curl_counts(struct weft__curl_counts *out);
  * nothing else may suspend while it holds the lock. */
 int weft__curl_hold(bool on);
 
+/* Test hook: whether a watcher's wake-up waits for the lock's holder
+ * (curl.c, hand_over). Any thread. */
+bool weft__curl_handed_over(void);
+
 #endif

@@ -18,6 +18,10 @@
  *  - transfers_cancelled_while_curl_is_busy: the same, with every third
  *    task cancelled while its transfer waits to be started: each ends
  *    once, with -ECANCELED or its reply, and nothing is left.
+ *  - watchers_wake_while_curl_is_busy: while the test holds the lock, 4
+ *    replies arrive: their watchers hand their wake-ups to the holder
+ *    instead of blocking their threads on the lock (on one worker that
+ *    would stop the test), and the release delivers every reply.
  *  - keep_alive_connections_are_reused: 10 tasks make 10 requests each, one
  *    after another: the server accepts fewer connections than requests.
  *  - connection_limit_queues_transfers: with CURLMOPT_MAX_TOTAL_CONNECTIONS
@@ -455,6 +459,41 @@ END_TEST
 START_TEST(transfers_cancelled_while_curl_is_busy)
 {
     run_against_server(workers_of[_i], posted_cancel_main, 0, false);
+}
+END_TEST
+
+/* Main holds the lock while 4 transfers' replies arrive (the server
+ * answers 50 ms after it has each request): their watchers wake to find
+ * it held, and hand their wake-ups over rather than block their worker's
+ * thread (on one worker, blocking would stop main from ever releasing).
+ * The release hands them to curl, and every reply is right. */
+#define HANDED 4
+
+static void wait_requests(unsigned n);
+
+static void *handed_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[HANDED];
+    for (int i = 0; i < HANDED; i++)
+        CHECK(weft_spawn(&t[i], fetch_nth, IPTR(i)) == 0);
+    wait_requests(HANDED);
+    CHECK(weft__curl_hold(true) == 0);
+    for (int i = 0; i < 5000 && !weft__curl_handed_over(); i++)
+        CHECK(weft_sleep(WEFT_MSEC) == 0);
+    CHECK(weft__curl_handed_over());
+    CHECK(weft__curl_hold(false) == 0);
+    for (int i = 0; i < HANDED; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    CHECK(!weft__curl_handed_over());
+    counts_empty();
+    return NULL;
+}
+
+START_TEST(watchers_wake_while_curl_is_busy)
+{
+    run_against_server(workers_of[_i], handed_main, 50, false);
+    ck_assert_uint_eq(atomic_load(&srv.requests), HANDED);
 }
 END_TEST
 
@@ -955,6 +994,7 @@ int main(void)
     tcase_add_loop_test(tc, cancels_race_starts, 0, 2);
     tcase_add_loop_test(tc, transfers_started_while_curl_is_busy, 0, 2);
     tcase_add_loop_test(tc, transfers_cancelled_while_curl_is_busy, 0, 2);
+    tcase_add_loop_test(tc, watchers_wake_while_curl_is_busy, 0, 2);
     tcase_add_loop_test(tc, keep_alive_connections_are_reused, 0, 2);
     tcase_add_loop_test(tc, connection_limit_queues_transfers, 0, 2);
     tcase_add_loop_test(tc, closed_connections_are_replaced, 0, 2);
