@@ -81,7 +81,9 @@ unsigned weft__poller_poll(struct weft__worker *w, uint64_t deadline, bool *time
 int weft__fd_level(int fd, unsigned events);
 
 /* A duplicate of fd (F_DUPFD_CLOEXEC) that the poller knows as new, as it
- * knows weft_socket's: the new number, or -errno. Any thread. */
+ * knows weft_socket's: the new number, or -errno. fd must be non-blocking
+ * (the duplicate shares that flag, and the poller records it as set).
+ * Any thread. */
 int weft__fd_dup(int fd);
 
 /* Makes a blocking weft__poller_poll return. Any thread. */
