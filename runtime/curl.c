@@ -67,37 +67,43 @@
  * all done ends while connections idle in the cache; a socket curl still
  * wants then is watched again at the next transfer.
  *
- * Socket lifetime. A watcher never waits on curl's number for a socket
- * but on a duplicate of its own (F_DUPFD_CLOEXEC), which only weft
- * closes, and only with weft_close, so the poller never knows a number
- * that curl closes. That matters because curl does close sockets behind
- * our back: the ones it makes itself (the threaded resolver's
- * socketpair) with close(2) after CURL_POLL_REMOVE, and libcurl 7.88.0 to
- * 8.1.2 (Debian 12 has 7.88.1) also those from on_open that never
- * connected (a transfer taken out while it connects, a failed attempt
- * among several addresses), with close(2) and without on_close, before
- * their CURL_POLL_REMOVE (libcurl 8.2.0 mended it: curl pull request
- * 11439). A number so closed may be handed to another thread's socket at
- * once; waited on directly, it would leave a stale record and epoll
- * registration behind, and a later socket with the number would be taken
- * for the old one. So:
- *   - A socket curl still wants to close itself (from on_open, and live:
- *     curl has asked to read it, so it is connected, and curl closes
- *     connected sockets through on_close) is kept at CURL_POLL_REMOVE,
- *     idle, for its connection's next transfer; any other socket's record
- *     goes at CURL_POLL_REMOVE, with its duplicate, and curl's number is
- *     curl's to close. on_close closes curl's number and retires the
- *     record, and on_open drops any record still held for the number it
- *     is given (its socket was closed without a word).
- *   - Retiring closes the duplicate at once when no other task watches it
- *     (no watcher, or the watcher itself is inside curl), and otherwise
- *     marks the socket dead, cancels the watcher and leaves the close to
- *     it: a watcher just past its look at the socket, about to wait, would
- *     otherwise wait on a new descriptor that got the number, and could
- *     take that descriptor's edge (its ready flag) before its own waiter.
- *   - The price: two descriptors per connection and one more system call
- *     to make it, none per request. With no descriptor left for the
- *     duplicate, the transfer fails (-EMFILE).
+ * Socket lifetime. Until a socket is connected, its watcher waits not on
+ * curl's number but on a duplicate of its own (F_DUPFD_CLOEXEC), which
+ * only weft closes, with weft_close, so the poller never knows a number
+ * that curl closes behind our back. curl does that to the sockets it
+ * makes itself (the threaded resolver's socketpair), with close(2) after
+ * CURL_POLL_REMOVE, and libcurl 7.88.0 to 8.1.2 (Debian 12 has 7.88.1)
+ * also to those from on_open that never connected (a transfer taken out
+ * while it connects, a failed attempt among several addresses), with
+ * close(2), without on_close and before their CURL_POLL_REMOVE (libcurl
+ * 8.2.0 mended it: curl pull request 11439). A number so closed may be
+ * handed to another thread's socket at once; waited on directly, it left
+ * a stale record and epoll registration behind, and a later socket with
+ * the number was taken for the old one. So:
+ *   - A socket from on_open that curl has asked to read is live: it is
+ *     connected, and curl closes connected sockets through on_close. Its
+ *     duplicate then goes (sock_settle, when nobody waits on it) and its
+ *     watcher waits on curl's number, `direct`: one descriptor per
+ *     connection. At CURL_POLL_REMOVE a live socket is kept, idle, for
+ *     its connection's next transfer; any other record goes, with its
+ *     duplicate, and curl's number is curl's to close.
+ *   - on_close retires the record and closes curl's number (a direct
+ *     socket's through the watcher, below); on_open drops any record still
+ *     held for the number it is given.
+ *   - Retiring closes what the watcher waits on at once when no other task
+ *     watches it (no watcher, or the watcher itself is inside curl), and
+ *     otherwise marks the socket dead, cancels the watcher and leaves the
+ *     close to it: a watcher just past its look at the socket, about to
+ *     wait, would otherwise wait on a new descriptor that got the number,
+ *     and could take that descriptor's edge (its ready flag) before its
+ *     own waiter.
+ *   - Near the descriptor limit (sockets numbered in the upper half of
+ *     RLIMIT_NOFILE, or no descriptor left for a duplicate) a connecting
+ *     socket is direct from the start, so a burst of connections does not
+ *     spend the descriptors the later sockets need; if curl takes it out
+ *     before it is live, its record goes at CURL_POLL_REMOVE without
+ *     closing anything, and the poller forgets the number if it is free
+ *     (sock_lost).
  * The callbacks know a call of ours by `holder`, which is why it is read
  * through thread_id(): the thread a task runs on is never cached across a
  * suspension (docs/design/rules.md).
@@ -148,6 +154,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <limits.h>
 
 #include "alloc.h"
 #ifdef WEFT_USE_JEMALLOC
@@ -197,6 +205,7 @@ struct sock {
     unsigned waiting;    /* what the watcher waits for, from its look at `want` to its relock; 0 */
     bool owned;          /* opened by on_open: curl closes it through on_close, once live */
     bool live;           /* curl asked to read it: connected, so closed through on_close */
+    bool direct;         /* owned, and no descriptor was left for a duplicate: wfd is fd */
     bool dead;           /* curl is done with it: out of the table; the watcher closes and frees */
     bool broken;         /* the poller refused it: unwatched until curl asks again */
     bool queued;         /* on c->unwatched */
@@ -244,6 +253,7 @@ struct weft__curl {
     _Atomic uintptr_t holder;  /* the thread holding mu, or 0: written by it, relaxed; a
                                   thread compares it with its own id only */
     CURLM *multi;
+    long dup_below;            /* sockets numbered below this get a duplicate (sock_add) */
     struct sock **socks;       /* by fd; nsocks in use */
     size_t socks_cap, nsocks;
     struct xfer **xfers;       /* open addressing by easy pointer, linear probing */
@@ -477,17 +487,59 @@ static void sock_retire(struct weft__curl *c, struct sock *s)
 }
 
 /* Records fd, opened by on_open (`owned`) or by curl itself, with the
- * duplicate its watcher will wait on. Returns 0, or -EMFILE, -ENOMEM. */
+ * duplicate its watcher will wait on. An owned socket for which no
+ * descriptor is left, or that is numbered in the upper half of the
+ * process's limit (RLIMIT_NOFILE), is watched on curl's number itself
+ * instead, `direct`: curl closes it through on_close once it is
+ * connected, and sock_lost covers the case in which it does not. Returns
+ * 0, or -EMFILE, -ENFILE, -ENOMEM. */
 static int sock_add(struct weft__curl *c, curl_socket_t fd, bool owned)
 {
-    int dup = weft__fd_dup(fd);
-    if (dup < 0)
+    /* The upper half of the descriptor space is left to sockets: a burst
+     * of connections would otherwise spend it on duplicates, and the
+     * sockets after them would find none. */
+    int dup = owned && fd >= c->dup_below ? -EMFILE : weft__fd_dup(fd);
+    bool direct = false;
+    if (dup < 0 && owned && (dup == -EMFILE || dup == -ENFILE)) {
+        dup = fd;
+        direct = true;
+    } else if (dup < 0) {
         return dup;
-    if (!sock_new(c, fd, dup, owned)) {
-        (void)weft_close(dup);
+    }
+    struct sock *s = sock_new(c, fd, dup, owned);
+    if (!s) {
+        if (!direct)
+            (void)weft_close(dup);
         return -ENOMEM;
     }
+    s->direct = direct;
     return 0;
+}
+
+/* Lets go of direct socket s, which curl may have closed with close(2)
+ * already (one that never connected; see the essay) or will close
+ * through on_close: the number is curl's, so only the record goes, and
+ * the poller forgets the number if it is free. */
+static void sock_lost(struct weft__curl *c, struct sock *s)
+{
+    int fd = s->fd;
+    s->wfd = -1;
+    sock_retire(c, s);
+    weft__fd_closed_elsewhere(fd);
+}
+
+/* Owned socket s is live (connected): curl closes it through on_close
+ * from now on, so its watcher may wait on curl's number, and the
+ * duplicate goes, leaving one descriptor per connection. Only while
+ * nobody waits on the duplicate: no watcher yet, or the watcher in its
+ * turn. Under mu. */
+static void sock_settle(struct sock *s)
+{
+    if (s->owned && s->live && !s->direct && !s->dead && s->wfd >= 0) {
+        (void)weft_close(s->wfd);
+        s->wfd = s->fd;
+        s->direct = true;
+    }
 }
 
 static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
@@ -505,6 +557,8 @@ static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_so
      * socket with close(2) and has not said CURL_POLL_REMOVE (yet). The
      * record goes, with its duplicate. */
     struct sock *stale = sock_at(c, fd);
+    if (stale && stale->direct)
+        stale->wfd = -1; /* the number is the new socket's */
     if (stale)
         sock_retire(c, stale);
     int err = sock_add(c, fd, true);
@@ -521,10 +575,16 @@ static int on_close(void *clientp, curl_socket_t fd)
     (void)clientp;
     struct weft__curl *c = inside();
     struct sock *s = c ? sock_at(c, fd) : NULL;
+    if (s && s->direct) {
+        /* Its watcher waits on the number: closed by it, or now. */
+        sock_retire(c, s);
+        return 0;
+    }
     if (s)
         sock_retire(c, s);
-    /* Watched through the duplicate only: never known to the poller. */
-    return close(fd) == 0 ? 0 : 1;
+    /* weft_close: the number of a direct socket let go earlier (sock_lost)
+     * may still be known to the poller. */
+    return weft_close(fd) == 0 ? 0 : 1;
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -537,6 +597,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
          * watcher idles until a transfer takes it again, or it closes. */
         if (s && s->owned && s->live)
             s->want = 0;
+        else if (s && s->direct)
+            sock_lost(c, s);
         else if (s)
             sock_retire(c, s);
         return 0;
@@ -554,8 +616,11 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     s->want = (what & CURL_POLL_IN ? WEFT_READABLE : 0) |
               (what & CURL_POLL_OUT ? WEFT_WRITABLE : 0);
-    if (what & CURL_POLL_IN)
+    if (what & CURL_POLL_IN) {
         s->live = true;
+        if (!s->watcher)
+            sock_settle(s);
+    }
     /* A watcher past its look at `want` (s->waiting set: it may be the
      * caller, in its unlock) waits again if it would miss a direction. */
     if (!s->watcher) {
@@ -785,6 +850,7 @@ static bool watch_turn(struct weft__curl *c, struct sock *s, int r, int wfd, uns
         /* Idle (its connection in the cache): wait to read, which is what
          * curl wants first when a transfer takes the connection again. */
         *ev = s->want ? s->want : WEFT_READABLE;
+        sock_settle(s);
         *next_wfd = s->wfd;
         s->waiting = *ev;
         return true;
@@ -1020,6 +1086,10 @@ static struct weft__curl *make(void)
     if (!c)
         return NULL;
     c->multi = cu.multi_init();
+    struct rlimit rl;
+    c->dup_below = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                       ? (long)(rl.rlim_cur / 2)
+                       : LONG_MAX;
     if (!c->multi) {
         weft__free(c, sizeof *c);
         return NULL;
@@ -1090,6 +1160,8 @@ void weft__curl_term(struct weft__runtime *rt)
         if (s) {
             /* Its duplicate only: curl has closed the number (cached
              * connections through on_close, above; the others itself). */
+            if (s->direct)
+                s->wfd = -1;
             sock_close(s);
             weft__free(s, sizeof *s);
         }
@@ -1131,6 +1203,18 @@ int weft__curl_hold(bool on)
         lock(c);
     else
         unlock(c);
+    return 0;
+}
+
+int weft__curl_set_dup_below(long n)
+{
+    struct weft__curl *c;
+    int err = get(&c);
+    if (err < 0)
+        return err;
+    lock(c);
+    c->dup_below = n;
+    unlock(c);
     return 0;
 }
 

@@ -34,6 +34,12 @@ void weft__curl_counts(struct weft__curl_counts *out);
  * nothing else may suspend while it holds the lock. */
 int weft__curl_hold(bool on);
 
+/* Test hook: sockets curl opens from now on that are numbered n or
+ * above are watched on curl's number (direct) rather than through a
+ * duplicate, as when the descriptor limit is near (curl.c, sock_add).
+ * Returns 0, or what making the multi handle returned. Task context. */
+int weft__curl_set_dup_below(long n);
+
 /* Test hook: whether a watcher's wake-up waits for the lock's holder
  * (curl.c, hand_over). Any thread. */
 bool weft__curl_handed_over(void);

@@ -213,6 +213,27 @@ int weft__fd_dup(int fd)
     return d;
 }
 
+void weft__fd_closed_elsewhere(int fd)
+{
+    struct weft__runtime *rt = weft__rt;
+    if (!rt || fd < 0)
+        return;
+    int err;
+    struct weft__pfd *f = pfd_get(&rt->poller, fd, false, &err);
+    if (!f)
+        return;
+    weft__lock_acquire(&f->lock);
+    /* Under the record's lock, so that no task can start waiting on the
+     * number between the look and the forgetting: a descriptor that takes
+     * the number meanwhile is new (not in the set, no waiter yet), and
+     * forgetting costs it nothing. */
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+        pfd_forget(&rt->poller, f, fd);
+        atomic_store_explicit(&f->nonblock, 0, memory_order_relaxed);
+    }
+    weft__lock_release(&f->lock);
+}
+
 /* ---- polling -------------------------------------------------------------- */
 
 void weft__poller_interrupt(struct weft__poller *p)

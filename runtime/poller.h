@@ -86,6 +86,14 @@ int weft__fd_level(int fd, unsigned events);
  * Any thread. */
 int weft__fd_dup(int fd);
 
+/* fd was closed with close(2), not weft_close, by code that cannot be
+ * changed (libcurl, see curl.c): if the number is still free, the poller
+ * forgets it as weft_close would have, waking its waiters with -EBADF, so
+ * that a later descriptor with the number is added to the epoll set when
+ * a task waits on it. A number taken again meanwhile is left alone: its
+ * new descriptor may be waited on already. Any thread. */
+void weft__fd_closed_elsewhere(int fd);
+
 /* Makes a blocking weft__poller_poll return. Any thread. */
 void weft__poller_interrupt(struct weft__poller *p);
 
