@@ -205,7 +205,6 @@ struct sock {
     unsigned waiting;    /* what the watcher waits for, from its look at `want` to its relock; 0 */
     bool owned;          /* opened by on_open: curl closes it through on_close, once live */
     bool live;           /* curl asked to read it: connected, so closed through on_close */
-    bool direct;         /* owned, and no descriptor was left for a duplicate: wfd is fd */
     bool dead;           /* curl is done with it: out of the table; the watcher closes and frees */
     bool broken;         /* the poller refused it: unwatched until curl asks again */
     bool queued;         /* on c->unwatched */
@@ -216,6 +215,15 @@ struct sock {
 /* One weft_curl_perform, on the caller's stack. Every field but `easy`
  * under c->done_lock; the record is in c->xfers (under c->mu) from the
  * handle's add to its removal. */
+/* A record left for the thread inside curl: a posted transfer (xfer), a
+ * handed-over wake-up (handoff). Pushed onto one of c's lists without mu,
+ * taken under it (post, take_posts). */
+struct post {
+    struct post *next;
+};
+
+#define POSTED(p, type) ((type *)(void *)((char *)(p) - offsetof(type, link)))
+
 struct xfer {
     CURL *easy;
     struct weft__task *task; /* waiting for the end, or NULL */
@@ -224,7 +232,7 @@ struct xfer {
     bool removed;            /* the handle was taken out with it: the caller need not */
     CURLcode code;           /* the transfer's result, once done */
     int err;                 /* weft's own reason it failed (-EMFILE), or 0 */
-    struct xfer *posted_next; /* c->posted link, while the record waits there */
+    struct post link;        /* on c->posted, while the record waits there */
 };
 
 /* A watcher's wake-up handed to the thread inside curl (hand_over), on
@@ -240,16 +248,14 @@ struct handoff {
     bool done;             /* under c->ev_lock */
     struct weft__task *task;
     uint64_t seq;          /* its wait for `done` */
-    struct handoff *next;  /* c->events link */
+    struct post link;      /* on c->events */
 };
 
 struct weft__curl {
     pthread_mutex_t mu;
-    _Atomic(struct handoff *) events; /* watchers' wake-ups for the holder, newest
-                                          first: pushed without mu, taken under it */
+    _Atomic(struct post *) events; /* watchers' wake-ups for the holder (handoff) */
     struct weft__lock ev_lock;  /* the handoff records' `done` and their watchers' waits */
-    _Atomic(struct xfer *) posted; /* transfers to start, newest first: pushed
-                                      without mu, taken under it */
+    _Atomic(struct post *) posted; /* transfers to start (xfer) */
     _Atomic uintptr_t holder;  /* the thread holding mu, or 0: written by it, relaxed; a
                                   thread compares it with its own id only */
     CURLM *multi;
@@ -428,6 +434,13 @@ static struct sock *sock_at(const struct weft__curl *c, curl_socket_t fd)
     return fd >= 0 && (size_t)fd < c->socks_cap ? c->socks[fd] : NULL;
 }
 
+/* Whether s is watched on curl's number itself rather than a duplicate
+ * (`direct`: sock_add, sock_settle). */
+static bool sock_direct(const struct sock *s)
+{
+    return s->wfd == s->fd;
+}
+
 static struct sock *sock_new(struct weft__curl *c, int fd, int wfd, bool owned)
 {
     if ((size_t)fd >= c->socks_cap) {
@@ -506,13 +519,11 @@ static int sock_add(struct weft__curl *c, curl_socket_t fd, bool owned)
     } else if (dup < 0) {
         return dup;
     }
-    struct sock *s = sock_new(c, fd, dup, owned);
-    if (!s) {
+    if (!sock_new(c, fd, dup, owned)) {
         if (!direct)
             (void)weft_close(dup);
         return -ENOMEM;
     }
-    s->direct = direct;
     return 0;
 }
 
@@ -535,10 +546,9 @@ static void sock_lost(struct weft__curl *c, struct sock *s)
  * turn. Under mu. */
 static void sock_settle(struct sock *s)
 {
-    if (s->owned && s->live && !s->direct && !s->dead && s->wfd >= 0) {
+    if (s->owned && s->live && !s->dead && s->wfd >= 0 && !sock_direct(s)) {
         (void)weft_close(s->wfd);
         s->wfd = s->fd;
-        s->direct = true;
     }
 }
 
@@ -557,7 +567,7 @@ static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_so
      * socket with close(2) and has not said CURL_POLL_REMOVE (yet). The
      * record goes, with its duplicate. */
     struct sock *stale = sock_at(c, fd);
-    if (stale && stale->direct)
+    if (stale && sock_direct(stale))
         stale->wfd = -1; /* the number is the new socket's */
     if (stale)
         sock_retire(c, stale);
@@ -575,7 +585,7 @@ static int on_close(void *clientp, curl_socket_t fd)
     (void)clientp;
     struct weft__curl *c = inside();
     struct sock *s = c ? sock_at(c, fd) : NULL;
-    if (s && s->direct) {
+    if (s && sock_direct(s)) {
         /* Its watcher waits on the number: closed by it, or now. */
         sock_retire(c, s);
         return 0;
@@ -597,7 +607,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
          * watcher idles until a transfer takes it again, or it closes. */
         if (s && s->owned && s->live)
             s->want = 0;
-        else if (s && s->direct)
+        else if (s && sock_direct(s))
             sock_lost(c, s);
         else if (s)
             sock_retire(c, s);
@@ -754,15 +764,36 @@ static unsigned collect(struct weft__curl *c)
 
 static int xfer_start(struct weft__curl *c, struct xfer *x);
 static unsigned take_events(struct weft__curl *c);
+static void unlock(struct weft__curl *c);
 
-/* Puts x on the list of transfers to start, without mu. Any thread. */
-static void post(struct weft__curl *c, struct xfer *x)
+/* Pushes p onto `list` (newest first), then, if mu has come free
+ * meanwhile, takes it and does the holder's work, p's among it. This try
+ * after the push (behind a full fence) and the holder's look at the lists
+ * after its release (behind another, unlock) cannot both miss: if the try
+ * fails, whoever holds mu now looks after p. Any thread. */
+static void post(struct weft__curl *c, _Atomic(struct post *) *list, struct post *p)
 {
-    struct xfer *head = atomic_load_explicit(&c->posted, memory_order_relaxed);
+    struct post *head = atomic_load_explicit(list, memory_order_relaxed);
     do {
-        x->posted_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&c->posted, &head, x, memory_order_release,
+        p->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(list, &head, p, memory_order_release,
                                                     memory_order_relaxed));
+    full_fence();
+    if (try_lock(c))
+        unlock(c);
+}
+
+/* Empties `list`; returns what it held, oldest first. Under mu. */
+static struct post *take_posts(_Atomic(struct post *) *list)
+{
+    struct post *p = atomic_exchange_explicit(list, NULL, memory_order_acquire);
+    struct post *fifo = NULL, *next;
+    for (; p; p = next) {
+        next = p->next;
+        p->next = fifo;
+        fifo = p;
+    }
+    return fifo;
 }
 
 /* Starts the transfers posted meanwhile, oldest first; one that cannot
@@ -770,16 +801,10 @@ static void post(struct weft__curl *c, struct xfer *x)
  * many it took. Under mu. */
 static unsigned start_posted(struct weft__curl *c)
 {
-    struct xfer *x = atomic_exchange_explicit(&c->posted, NULL, memory_order_acquire);
-    struct xfer *fifo = NULL, *next;
-    for (; x; x = next) {
-        next = x->posted_next;
-        x->posted_next = fifo;
-        fifo = x;
-    }
     unsigned n = 0;
-    for (x = fifo; x; x = next, n++) {
-        next = x->posted_next; /* a settled record's caller may return at once */
+    for (struct post *p = take_posts(&c->posted), *next; p; p = next, n++) {
+        struct xfer *x = POSTED(p, struct xfer);
+        next = p->next; /* a settled record's caller may return at once */
         int err = xfer_start(c, x);
         if (err < 0)
             xfer_settle(c, x, err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT, err, true);
@@ -872,16 +897,10 @@ end:
  * oldest first, and wakes each; returns how many. Under mu. */
 static unsigned take_events(struct weft__curl *c)
 {
-    struct handoff *h = atomic_exchange_explicit(&c->events, NULL, memory_order_acquire);
-    struct handoff *fifo = NULL, *next;
-    for (; h; h = next) {
-        next = h->next;
-        h->next = fifo;
-        fifo = h;
-    }
     unsigned n = 0;
-    for (h = fifo; h; h = next, n++) {
-        next = h->next; /* a woken watcher may return at once */
+    for (struct post *p = take_posts(&c->events), *next; p; p = next, n++) {
+        struct handoff *h = POSTED(p, struct handoff);
+        next = p->next; /* a woken watcher may return at once */
         h->on = watch_turn(c, h->s, h->r, h->wfd, &h->ev, &h->next_wfd);
         weft__lock_acquire(&c->ev_lock);
         h->done = true;
@@ -906,14 +925,7 @@ static bool hand_over(struct weft__curl *c, struct sock *s, int r, int wfd, unsi
 {
     struct weft__task *self = weft__current_task();
     struct handoff h = {.s = s, .r = r, .wfd = wfd, .task = self, .seq = weft__wait_seq(self)};
-    struct handoff *head = atomic_load_explicit(&c->events, memory_order_relaxed);
-    do {
-        h.next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&c->events, &head, &h, memory_order_release,
-                                                    memory_order_relaxed));
-    full_fence();
-    if (try_lock(c))
-        unlock(c); /* takes h's turn among the others */
+    post(c, &c->events, &h.link); /* may take h's turn itself */
     weft__lock_acquire(&c->ev_lock);
     if (h.done)
         weft__lock_release(&c->ev_lock);
@@ -1160,7 +1172,7 @@ void weft__curl_term(struct weft__runtime *rt)
         if (s) {
             /* Its duplicate only: curl has closed the number (cached
              * connections through on_close, above; the others itself). */
-            if (s->direct)
+            if (sock_direct(s))
                 s->wfd = -1;
             sock_close(s);
             weft__free(s, sizeof *s);
@@ -1363,14 +1375,8 @@ int weft_curl_perform_until(CURL *easy, uint64_t deadline, CURLcode *code)
         /* Runs the timeout of 0 the add asked for: the transfer starts here. */
         unlock(c);
     } else {
-        /* Another thread is inside curl: it starts x when it unlocks.
-         * This try after the post and the holder's look at the list after
-         * its release (each behind a full fence) cannot both miss: if
-         * this one fails, whoever holds mu now looks after it. */
-        post(c, x);
-        full_fence();
-        if (try_lock(c))
-            unlock(c);
+        /* Another thread is inside curl: it starts x when it unlocks. */
+        post(c, &c->posted, &x->link);
     }
     if (err < 0) {
         *code = err == -ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
