@@ -85,6 +85,22 @@
 
 static unsigned workers_of[] = {1, 2};
 
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer's built-in suppressions for this program. A transfer
+ * taken out while its socket connects has libcurl 7.88-8.1 close that
+ * socket with close(2), not through the close callback (curl.c, "Socket
+ * lifetime"); when the socket is watched on curl's own number (direct,
+ * near the descriptor limit: sockets_watched_without_duplicates), the
+ * watcher's epoll_ctl on another thread races with that close. The race
+ * is libcurl's and is what sock_lost cleans up after; it is reported
+ * only for the two functions of this file that make it. */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+    return "race:connecting_main\nrace:connecting_one\n";
+}
+#endif
+
 #define SOON(ms) (weft_now() + (uint64_t)(ms)*WEFT_MSEC)
 
 /* ---- the server ------------------------------------------------------------ */
@@ -340,6 +356,7 @@ END_TEST
  * (run_against_server counts them). */
 #define STORM 200
 
+/* Task i fetches id i + 1, or is cancelled: returns 0 or -ECANCELED. */
 static void *storm_one(void *arg)
 {
     int id = (int)PINT(arg) + 1;
@@ -395,25 +412,12 @@ END_TEST
  * is cancelled while it waits so. The holder's release starts them all;
  * the cancelled ones end with -ECANCELED (or their reply, if the cancel
  * came too late), the others with their reply. */
-static void *posted_one(void *arg)
-{
-    int id = (int)PINT(arg) + 1;
-    char url[96];
-    url_of(url, sizeof url, "posts", id);
-    struct weft_http_reply r;
-    int err = weft_http_get_until(url, SOON(20000), &r);
-    CHECK(err == 0 || err == -ECANCELED);
-    CHECK(err != 0 || reply_ok(&r, id));
-    weft_http_reply_destroy(&r);
-    return IPTR(err);
-}
-
 static void posted(bool cancel)
 {
     weft_task *t[POSTED];
     CHECK(weft__curl_hold(true) == 0);
     for (int i = 0; i < POSTED; i++)
-        CHECK(weft_spawn(&t[i], posted_one, IPTR(i)) == 0);
+        CHECK(weft_spawn(&t[i], storm_one, IPTR(i)) == 0);
     for (int i = 0; i < POSTED; i++) {
         int err;
         struct weft__task *x = weft__task_lookup(t[i], &err);
