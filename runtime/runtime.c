@@ -92,9 +92,12 @@ void weft__stats_collect(const struct weft__runtime *rt, struct weft_stats *s)
     s->tasks_unreleased = unreleased - atomic_load(&rt->ext_released);
     s->stacks_in_use = in_use > 0 ? (uint64_t)in_use : 0;
     s->tasks_live = s->tasks_spawned - s->tasks_finished;
+    /* Under the pool's lock: a worker that maps a slab writes them under it. */
+    pthread_mutex_lock((pthread_mutex_t *)&rt->stacks.lock);
     s->stack_slabs = rt->stacks.nslabs;
     s->stack_mappings = rt->stacks.mappings;
     s->stack_bytes_mapped = rt->stacks.bytes;
+    pthread_mutex_unlock((pthread_mutex_t *)&rt->stacks.lock);
     weft__blocking_collect((struct weft__blocking *)&rt->blocking, s);
     if (rt->gil_on) {
         pthread_mutex_lock((pthread_mutex_t *)&rt->gil.mu);
