@@ -9,7 +9,8 @@
 #
 #   bench/w8_fetch.sh [-r RUNS] [-o PREFIX] [--fetch PATH] [--server CMD]
 #                     [--url50 BASE --url0 BASE] [--ports P50,P0]
-#                     [--peer NAME=CMD ...] [CASE ...]
+#                     [--floor PATH | --no-floor] [--peer NAME=CMD ...]
+#                     [CASE ...]
 #
 # For each case and client it prints the median whole-process wall time,
 # the median client CPU per request (user + sys of the client process over
@@ -32,6 +33,10 @@
 # NAME=CMD where {n}, {c} and {url} become N, C and BASE, e.g.
 #   --peer 'curl-multi=bin/fetch_curl -n {n} -c {c} -url {url}'
 # A client prints bad=K (K wrong replies) somewhere in its output.
+# `curl-socket` runs too when it is built (build/bench/curl_socket_floor,
+# or --floor PATH; --no-floor leaves it out): one thread driving libcurl
+# through the socket API that weft uses, with no runtime, the floor of
+# that API (bench/curl_socket_floor.c).
 #
 # Times come from bash's `time` around GNU time (package `time`), which
 # reports the peak RSS; both add about a millisecond of their own.
@@ -40,6 +45,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 runs=5
 fetch=$here/../build/demos/fetch
+floor=$here/../build/bench/curl_socket_floor
 server=""
 url50="" url0=""
 ports=18091,18092
@@ -56,6 +62,8 @@ while [ $# -gt 0 ]; do
     --url0) url0=$2; shift 2 ;;
     --ports) ports=$2; shift 2 ;;
     --peer) peers+=("$2"); shift 2 ;;
+    --floor) floor=$2; shift 2 ;;
+    --no-floor) floor=""; shift ;;
     seed|scale|nodelay) cases+=("$1"); shift ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
@@ -64,6 +72,7 @@ done
 [ "$runs" -ge 1 ] || { echo "w8_fetch: -r $runs: at least 1 run" >&2; exit 2; }
 [ -z "$outp" ] || [ -d "$(dirname "$outp")" ] || { echo "w8_fetch: -o $outp: no such folder" >&2; exit 2; }
 [ -x "$fetch" ] || { echo "w8_fetch: $fetch: not built (cmake --build build)" >&2; exit 2; }
+[ -z "$floor" ] || [ ! -x "$floor" ] || peers=("curl-socket=$floor -n {n} -c {c} -url {url}" "${peers[@]}")
 gnutime=()
 [ -x /usr/bin/time ] && gnutime=(/usr/bin/time -f %M -o)
 
