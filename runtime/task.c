@@ -94,7 +94,7 @@ void weft__task_drop_shared(struct weft__task *t)
     if (weft__task_owns(t, t->waiters))
         weft__free(t->waiters, t->waiters_cap * sizeof *t->waiters);
     if (side)
-        weft__free(side, sizeof *side);
+        weft__free(side, side->size);
     t->side = NULL;
     t->saved = NULL;
     t->saved_len = t->saved_cap = 0;

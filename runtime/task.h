@@ -65,15 +65,16 @@ enum weft__acct {
 /* What a shared-stack task keeps off its stack, in one allocation made
  * just before its first run (worker.c, shared_enter): the waiters of its
  * waits (waitq.h: wakers write to them while its stack bytes are copied
- * out) and room for those bytes. One block of 640 bytes (a jemalloc size
- * class), where two allocations (the waiters at the spawn, the bytes at
- * the first switch out) cost W6 a malloc and a free more a task, and
- * tasks that had not run yet held memory. A task whose bytes or waits
- * need more gets them elsewhere (the room stays). */
-#define WEFT__SIDE_SIZE 640
+ * out) and room for those bytes. One block, where two allocations (the
+ * waiters at the spawn, the bytes at the first switch out) cost W6 a
+ * malloc and a free more a task, and tasks that had not run yet held
+ * memory. Its size is what the worker's tasks have lately needed
+ * (worker.c, "Side blocks"). A task whose bytes or waits need more gets
+ * them elsewhere (the room stays). */
 struct weft__task_side {
+    uint32_t size; /* of the whole block */
     struct weft__waiter waiters[WEFT__TASK_WAITERS];
-    char room[WEFT__SIDE_SIZE - WEFT__TASK_WAITERS * sizeof(struct weft__waiter)];
+    char room[];   /* the rest of the block */
 };
 
 struct weft__task {

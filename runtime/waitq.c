@@ -190,19 +190,12 @@ bool weft__wake_later(struct weft__task *t, uint64_t seq, enum weft__wake outcom
     return wake_as(t, seq, outcome, true);
 }
 
-struct wait_args {
-    weft__publish_fn publish;
-    void *parg;
-    uint64_t deadline, seq;
-    bool nocancel;
-};
-
 /* After the waiter's switch: make it findable (see the essay). Everything
  * in the waiter's frame is read before the wake word is written: from then
  * on the task may run elsewhere and its frame change. */
 static void commit_wait(struct weft__worker *w, struct weft__task *self, void *arg)
 {
-    const struct wait_args *a = arg;
+    const struct weft__wait_commit *a = arg;
     weft__publish_fn publish = a->publish;
     void *parg = a->parg;
     uint64_t deadline = a->deadline, seq = a->seq;
@@ -241,12 +234,12 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
         if (err < 0)
             return err;
     }
-    struct wait_args a = {
+    w->wait_commit = (struct weft__wait_commit){
         .publish = publish, .parg = parg, .deadline = deadline, .seq = seq, .nocancel = nocancel};
     self->wait_obj = on;
     self->wait = (uint8_t)why;
     atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
-    weft__worker_suspend(w, self, commit_wait, &a);
+    weft__worker_suspend(w, self, commit_wait, &w->wait_commit);
     /* Nothing of this wait may be undone before its commit is over. */
     for (unsigned spins = 0; atomic_load_explicit(&self->committing, memory_order_acquire);)
         weft__spin_pause(&spins);

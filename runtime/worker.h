@@ -60,6 +60,19 @@ struct weft__worker_counters {
  * context is then saved and may be handed to another worker. */
 typedef void (*weft__commit_fn)(struct weft__worker *w, struct weft__task *t, void *arg);
 
+/* What the commit of a wait needs (waitq.c), kept in the worker that the
+ * waiting task switches away on rather than in the task's frame: the
+ * commit runs on that worker right after the switch, before anything
+ * else there can wait, and a frame that holds less leaves less for a
+ * shared-stack task's copy out (W6's sleepers: 296 bytes each, 336 with
+ * these 40 on the stack). Worker's own thread only. */
+struct weft__wait_commit {
+    void (*publish)(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg);
+    void *parg;
+    uint64_t deadline, seq;
+    bool nocancel;
+};
+
 struct weft__worker {
     struct weft__ring ring;        /* first: cache-line aligned */
     struct weft__fiber sched;      /* the thread's own context: the idle loop */
@@ -67,6 +80,7 @@ struct weft__worker {
     weft__commit_fn commit;        /* to run after the next switch, or NULL */
     struct weft__task *commit_task;
     void *commit_arg;
+    struct weft__wait_commit wait_commit; /* the arg of a wait's commit (waitq.c) */
     struct weft__fifo yields;
     struct weft__timers timers;
     _Atomic uint32_t ntimers;      /* timers.len, readable by other workers */
@@ -98,6 +112,9 @@ struct weft__worker {
      * the inbox, which any thread pushes to. */
     struct weft__stack *shared_stack; /* made at the first shared-stack task; or NULL */
     struct weft__task *occupant;   /* the shared-stack task whose bytes are on it, or NULL */
+    /* The size of the next side block, and what sets it (worker.c, "Side
+     * blocks"). Owner only. */
+    uint32_t side_block, side_max, side_saves;
     struct weft__task *pending;    /* the one to switch to from the idle loop, or NULL */
     uint8_t maint_flip;            /* which of inbox and injection queue maintenance reads first */
     struct weft__inject inbox;     /* shared-stack tasks of this worker readied elsewhere */
