@@ -83,6 +83,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "poller.h"
+#include "race.h"
 #include "runtime.h"
 #include "task.h"
 #include "waitq.h"
@@ -716,7 +717,13 @@ void weft__worker_timer_armed(struct weft__runtime *rt, uint64_t deadline)
     if (until == 0) {
         if (atomic_load(&rt->nidle) > 0)
             unpark_one(rt); /* it parks again as the poller, which sees the deadline */
-    } else if (deadline < until) {
+    } else if (until == WEFT__POLL_COMPUTING || deadline < until) {
+        /* COMPUTING: the poller is reading the heaps, and may have read
+         * this one before the deadline went in (both under the heap's
+         * lock, so either it saw it or this look sees COMPUTING or its
+         * result). Its poll, interrupted, returns at once and it reads
+         * them again. Left alone, it slept past the deadline for as long
+         * as this worker stayed busy with one task. */
         weft__poller_interrupt(&rt->poller);
     }
 }
@@ -1112,6 +1119,7 @@ static void park(struct weft__worker *w)
                 atomic_store(&p->until, WEFT__POLL_COMPUTING);
                 atomic_store(&w->polling, 1);
                 uint64_t until = next_deadline_anywhere(w);
+                WEFT_RACE_POINT(POLL_UNTIL);
                 atomic_store(&p->until, until);
                 bool timed_out = false;
                 unsigned woken = 0;

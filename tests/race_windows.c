@@ -18,6 +18,11 @@
  *    while the commit of its join stalls before publishing its claim; it
  *    resumes and gives the claim up, and t finishes. The result is counted
  *    unreleased once, and released by the next join.
+ *  - deadline_armed_while_the_poller_reads_the_heaps (POLL_UNTIL): the
+ *    idle worker, about to poll, has read every timer heap and not yet
+ *    said until when it will sleep; meanwhile a task on the busy worker
+ *    arms a deadline. The poller must wake for it: the busy worker stays
+ *    busy with one task and fires nothing itself.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -242,6 +247,57 @@ START_TEST(late_publish_counts_nothing_twice)
 }
 END_TEST
 
+/* ---- POLL_UNTIL ---------------------------------------------------------- */
+
+static _Atomic int hog_waiting, main_back_up;
+static weft_future *go;
+
+/* Waits for main's word, then keeps its worker busy without a single
+ * scheduling decision until main is back from its sleep (2 s at most). */
+static void *hog(void *arg)
+{
+    (void)arg;
+    atomic_store(&hog_waiting, 1);
+    CHECK(weft_future_await(go, WEFT_NEVER, NULL) == 0);
+    uint64_t give_up = weft_now() + 2 * WEFT_SEC;
+    while (!atomic_load(&main_back_up) && weft_now() < give_up)
+        CHECK(weft_checkpoint() == 0);
+    return IPTR(atomic_load(&main_back_up));
+}
+
+static void *poll_until_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&hog_waiting, 0);
+    atomic_store(&main_back_up, 0);
+    ck_assert_int_eq(weft_future_new(&go), 0);
+    weft_task *h;
+    ck_assert_int_eq(weft_spawn(&h, hog, NULL), 0);
+    while (!atomic_load(&hog_waiting)) { /* the other worker took it */
+    }
+    /* The other worker parks as the poller: it reads the heaps (none has
+     * a deadline) and stalls before it publishes its sleep. */
+    spin_ms(50);
+    /* The hog is woken into this worker's next slot (no worker is woken
+     * for it) and runs here once main sleeps, whose deadline goes into
+     * this worker's heap in that switch's commit. */
+    ck_assert_int_eq(weft_future_resolve(go, NULL), 0);
+    ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+    atomic_store(&main_back_up, 1);
+    void *r = NULL;
+    ck_assert_int_eq(weft_join(h, &r), 0);
+    ck_assert_int_eq(PINT(r), 1); /* main came back while the hog ran */
+    ck_assert_int_eq(weft_future_free(go), 0);
+    return NULL;
+}
+
+START_TEST(deadline_armed_while_the_poller_reads_the_heaps)
+{
+    setenv("WEFT_RACE_POLL_UNTIL_US", "300000", 1);
+    run_on_workers(2, poll_until_main);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("race_windows");
@@ -250,6 +306,7 @@ static Suite *suite(void)
     tcase_add_test(tc, inline_join_never_reruns_a_started_task);
     tcase_add_test(tc, late_finisher_wakes_only_its_own_join);
     tcase_add_test(tc, late_publish_counts_nothing_twice);
+    tcase_add_test(tc, deadline_armed_while_the_poller_reads_the_heaps);
     suite_add_tcase(s, tc);
     return s;
 }
