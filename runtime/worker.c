@@ -380,7 +380,8 @@ static inline void stack_copy(void *dst, const void *src, size_t n)
  * the library linked in and optimized with the program (bench/), copy
  * out 256 bytes, in blocks of 448; the same wait through libweft.so,
  * whose calls are not inlined into the program, 300 to 450 bytes. With a
- * fixed 640 for both, W6 took 1.08x the time and 6 MiB more. */
+ * fixed 640 for both (and the larger frames of before, docs/bench.md),
+ * W6 took 1.04x the time on 2 workers and 1.11x on 1, and 6 MiB more. */
 
 #define SIDE_WINDOW 4096
 static const uint32_t side_blocks[] = {448, 640, 896, 1280};

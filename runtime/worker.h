@@ -64,8 +64,8 @@ typedef void (*weft__commit_fn)(struct weft__worker *w, struct weft__task *t, vo
  * waiting task switches away on rather than in the task's frame: the
  * commit runs on that worker right after the switch, before anything
  * else there can wait, and a frame that holds less leaves less for a
- * shared-stack task's copy out (W6's sleepers: 296 bytes each, 336 with
- * these 40 on the stack). Worker's own thread only. */
+ * shared-stack task's copy out (W6's sleepers: 288 bytes each, 336 with
+ * them on the stack). Worker's own thread only. */
 struct weft__wait_commit {
     void (*publish)(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg);
     void *parg;
