@@ -418,7 +418,7 @@ static void side_learn(struct weft__worker *w, size_t n)
 /* A side block for t, about to run for the first time on w. */
 static struct weft__task_side *side_new(struct weft__worker *w, struct weft__task *t)
 {
-    uint32_t size = w->side_block ? w->side_block : side_blocks[0];
+    uint32_t size = w->side_block;
     struct weft__task_side *side = weft__alloc(size);
     if (!side)
         weft__panic("no memory for the %u bytes of shared-stack task \"%s\" (id %llu) off its stack",
@@ -1548,6 +1548,7 @@ int weft__worker_init(struct weft__worker *w, struct weft__runtime *rt, unsigned
     w->rng = 0x9e3779b9u * (id + 1);
     w->rr = (id + 1) % (rt->nworkers ? rt->nworkers : 1);
     w->use_next = rt->nworkers > 1 && rt->cfg.lifo && rt->cfg.next_slot;
+    w->side_block = side_blocks[0];
     weft__timers_init(&w->timers);
     weft__stack_cache_init(&w->stacks);
     weft__inject_init(&w->inbox);
