@@ -482,7 +482,7 @@ int weft_fd_wait(int fd, unsigned events, uint64_t deadline)
     if (fd < 0 || !(events & (WEFT_READABLE | WEFT_WRITABLE)) ||
         (events & ~(WEFT_READABLE | WEFT_WRITABLE)))
         return -EINVAL;
-    struct weft__pfd *f;
+    struct weft__pfd *f = NULL;
     if ((err = prepare(&rt->poller, fd, &f)) < 0)
         return err;
     return fd_wait(rt, self, f, fd, events, deadline);
@@ -510,7 +510,7 @@ static ssize_t do_op(enum op op, int fd, void *buf, size_t n, int flags)
 static ssize_t io(enum op op, int fd, void *buf, size_t n, int flags, uint64_t deadline)
 {
     struct weft__runtime *rt;
-    struct weft__pfd *f;
+    struct weft__pfd *f = NULL;
     int err = io_open(fd, &rt, &f);
     if (err < 0)
         return err;
@@ -593,7 +593,7 @@ ssize_t weft_write_all(int fd, const void *buf, size_t count, size_t *written, u
 int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen, uint64_t deadline)
 {
     struct weft__runtime *rt;
-    struct weft__pfd *f;
+    struct weft__pfd *f = NULL;
     int err = io_open(fd, &rt, &f);
     if (err < 0)
         return err;
@@ -625,7 +625,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t addrlen, uint64_t deadline)
 {
     struct weft__runtime *rt;
-    struct weft__pfd *f;
+    struct weft__pfd *f = NULL;
     int err = io_open(fd, &rt, &f);
     if (err < 0)
         return err;

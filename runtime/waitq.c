@@ -190,16 +190,36 @@ bool weft__wake_later(struct weft__task *t, uint64_t seq, enum weft__wake outcom
     return wake_as(t, seq, outcome, true);
 }
 
+/* The commit's steps after the wake word, for a wait that has more to do
+ * than release a lock: a pending cancellation, a deadline to arm, a
+ * publish step. Out of line: a channel's or a lock's plain wait (W5) has
+ * none of them, and the commit it runs stays small. */
+static __attribute__((noinline)) void commit_rest(struct weft__worker *w, struct weft__task *self,
+                                                  const struct weft__wait_commit *a, uint64_t word)
+{
+    uint64_t seq = word >> WEFT_WAKE_SEQ_SHIFT;
+    if (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self))
+        weft__wake(self, seq, WEFT_WAKE_CANCELED);
+    /* Armed only once the wake word says WAITING: an idle worker may fire
+     * the deadline at once (worker.c), and its CAS must find the wait. */
+    if (a->deadline != WEFT__NEVER)
+        weft__timer_arm(w, self, a->deadline, seq);
+    WEFT_RACE_POINT(PUBLISH);
+    if (a->publish)
+        a->publish(w, self, seq, a->parg);
+    if (a->held)
+        weft__lock_release(a->held);
+}
+
 /* After the waiter's switch: make it findable (see the essay). Everything
  * in the waiter's frame is read before the wake word is written: from then
- * on the task may run elsewhere and its frame change. */
+ * on the task may run elsewhere and its frame change. The arguments are
+ * in the worker (w->wait_commit), which nothing else writes before this
+ * commit is over. */
 static void commit_wait(struct weft__worker *w, struct weft__task *self, void *arg)
 {
     const struct weft__wait_commit *a = arg;
-    weft__publish_fn publish = a->publish;
-    void *parg = a->parg;
-    uint64_t deadline = a->deadline, seq = a->seq;
-    uint64_t word = seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
+    uint64_t word = a->seq << WEFT_WAKE_SEQ_SHIFT | (a->nocancel ? WEFT_WAKE_NOCANCEL : 0);
     /* The task may be readied from here on (by a canceller, this commit's
      * own check, its deadline) and resume elsewhere before the rest of
      * the commit has run: it waits for `committing` to drop first. */
@@ -211,21 +231,23 @@ static void commit_wait(struct weft__worker *w, struct weft__task *self, void *a
     } else {
         atomic_store(&self->wake, word);
     }
-    if (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self))
-        weft__wake(self, seq, WEFT_WAKE_CANCELED);
-    /* Armed only once the wake word says WAITING: an idle worker may fire
-     * the deadline at once (worker.c), and its CAS must find the wait. */
-    if (deadline != WEFT__NEVER)
-        weft__timer_arm(w, self, deadline, seq);
-    WEFT_RACE_POINT(PUBLISH);
-    if (publish)
-        publish(w, self, seq, parg);
-    /* Release: pairs with the acquire in weft__wait_publish. */
+    if (__builtin_expect(a->publish != NULL || a->deadline != WEFT__NEVER ||
+                             (!(word & WEFT_WAKE_NOCANCEL) && weft__cancel_pending(self)),
+                         0)) {
+        commit_rest(w, self, a, word);
+    } else {
+        WEFT_RACE_POINT(PUBLISH);
+        if (a->held)
+            weft__lock_release(a->held);
+    }
+    /* Release: pairs with the acquire in wait_commit. */
     atomic_store_explicit(&self->committing, 0, memory_order_release);
 }
 
-int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
-                       enum weft__wait why, const void *on, bool nocancel,
+/* Suspends self in the wait `seq` (weft__wait_publish), with `held`, the
+ * lock of a wait queue's object, released last in the commit. */
+static int wait_commit(struct weft__task *self, uint64_t seq, struct weft__lock *held,
+                       uint64_t deadline, enum weft__wait why, const void *on, bool nocancel,
                        weft__publish_fn publish, void *parg)
 {
     struct weft__worker *w = self->worker;
@@ -234,8 +256,12 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
         if (err < 0)
             return err;
     }
-    w->wait_commit = (struct weft__wait_commit){
-        .publish = publish, .parg = parg, .deadline = deadline, .seq = seq, .nocancel = nocancel};
+    w->wait_commit = (struct weft__wait_commit){.publish = publish,
+                                                .parg = parg,
+                                                .held = held,
+                                                .deadline = deadline,
+                                                .seq = seq,
+                                                .nocancel = nocancel};
     self->wait_obj = on;
     self->wait = (uint8_t)why;
     atomic_store_explicit(&self->state, WEFT_T_BLOCKED, memory_order_relaxed);
@@ -248,17 +274,17 @@ int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
     return (int)(atomic_load_explicit(&self->wake, memory_order_acquire) & WEFT_WAKE_OUTCOME);
 }
 
-static void release_lock(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg)
+int weft__wait_publish(struct weft__task *self, uint64_t seq, uint64_t deadline,
+                       enum weft__wait why, const void *on, bool nocancel,
+                       weft__publish_fn publish, void *parg)
 {
-    (void)w, (void)self, (void)seq;
-    weft__lock_release(arg);
+    return wait_commit(self, seq, NULL, deadline, why, on, nocancel, publish, parg);
 }
 
 int weft__wait(struct weft__task *self, uint64_t seq, struct weft__lock *held, uint64_t deadline,
                enum weft__wait why, const void *on, bool nocancel)
 {
-    int r = weft__wait_publish(self, seq, deadline, why, on, nocancel, held ? release_lock : NULL,
-                               held);
+    int r = wait_commit(self, seq, held, deadline, why, on, nocancel, NULL, NULL);
     if (r < 0 && held)
         weft__lock_release(held);
     return r;

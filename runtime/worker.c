@@ -94,18 +94,20 @@
 #define NEXT_GRACE_NS 5000 /* no switch for 5 us: the owner is busy with one task */
 #define ID_BLOCK 1024
 
-__thread struct weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
+/* Read by name from inline asm (worker.h): kept, and under this name,
+ * whatever link-time optimization sees of its uses. */
+__thread struct weft__worker *weft__tls_worker
+    __attribute__((tls_model("initial-exec"), used, externally_visible));
 
+#if !(defined(__x86_64__) && defined(__ELF__))
 /* Never inlined, and not pure (the empty volatile asm), even with the
- * whole program in view (link-time optimization): a compiler may keep the
- * thread pointer of a function in a register across calls, and a caller
- * that suspends may resume on another thread. Every call reads this
- * thread's variable. */
+ * whole program in view: see worker.h. */
 __attribute__((noinline)) struct weft__worker *weft__worker_self(void)
 {
     __asm__ volatile("");
     return weft__tls_worker;
 }
+#endif
 
 /* A full fence: orders the store that published a task before the loads of
  * the idle counts (store-load, which release/acquire do not give). */

@@ -69,6 +69,7 @@ typedef void (*weft__commit_fn)(struct weft__worker *w, struct weft__task *t, vo
 struct weft__wait_commit {
     void (*publish)(struct weft__worker *w, struct weft__task *self, uint64_t seq, void *arg);
     void *parg;
+    struct weft__lock *held; /* released last (after publish), or NULL */
     uint64_t deadline, seq;
     bool nocancel;
 };
@@ -144,8 +145,30 @@ static inline bool weft__on_shared_stack(const struct weft__worker *w, const voi
     return s && (const char *)p >= s->lo && (const char *)p < s->lo + s->size;
 }
 
-/* The worker of the calling thread, or NULL. Any thread. */
+/* The worker of the calling thread, or NULL. Any thread.
+ *
+ * The thread's variable is read afresh at every call, even with the whole
+ * program in view (link-time optimization): a compiler may keep the thread
+ * pointer, or the variable's address, in a register across calls, and a
+ * caller that suspends may resume on another thread. On x86-64 the read
+ * is inline, in a volatile asm with a memory clobber that no compiler
+ * moves or merges (two instructions, where the call took seven, four
+ * times a W5 round trip); elsewhere it is a call that is never inlined
+ * (worker.c). */
+#if defined(__x86_64__) && defined(__ELF__)
+static inline struct weft__worker *weft__worker_self(void)
+{
+    struct weft__worker *w;
+    __asm__ volatile("movq weft__tls_worker@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(w)
+                     :
+                     : "memory");
+    return w;
+}
+#else
 struct weft__worker *weft__worker_self(void);
+#endif
 
 /* The calling task, or NULL outside a task. Read it afresh after every
  * suspension: a task may resume on another worker. Any thread. */
