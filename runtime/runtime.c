@@ -196,12 +196,13 @@ int weft_task_times(weft_task *h, struct weft_times *out)
     if (!out->enabled)
         return 0;
     /* Settled once the task has finished; a snapshot before. */
-    out->running_ns = t->acct_ns[WEFT_ACCT_RUNNING];
-    out->ready_ns = t->acct_ns[WEFT_ACCT_READY];
-    out->token_ns = t->acct_ns[WEFT_ACCT_TOKEN];
-    out->sleeping_ns = t->acct_ns[WEFT_ACCT_SLEEP];
-    out->waiting_ns = t->acct_ns[WEFT_ACCT_WAIT];
-    out->io_ns = t->acct_ns[WEFT_ACCT_IO];
+    const struct weft__task_cold *c = weft__task_cold(&weft__rt->tasks, t);
+    out->running_ns = c->acct_ns[WEFT_ACCT_RUNNING];
+    out->ready_ns = c->acct_ns[WEFT_ACCT_READY];
+    out->token_ns = c->acct_ns[WEFT_ACCT_TOKEN];
+    out->sleeping_ns = c->acct_ns[WEFT_ACCT_SLEEP];
+    out->waiting_ns = c->acct_ns[WEFT_ACCT_WAIT];
+    out->io_ns = c->acct_ns[WEFT_ACCT_IO];
     return 0;
 }
 
@@ -287,6 +288,7 @@ static int start(struct weft__runtime *rt, const struct weft_config *cfg, unsign
     atomic_init(&rt->next_id, 1);
     rt->gil_on = rt->cfg.mode == WEFT_GIL;
     rt->account = rt->gil_on || rt->cfg.stats;
+    rt->tasks.cold_all = rt->account; /* before the first task */
     rt->trace_on = rt->cfg.trace_path != NULL;
     rt->trace_file = NULL;
     if (rt->trace_on && (err = weft__trace_open(rt)) < 0)

@@ -82,10 +82,12 @@ void weft__stats_print(const struct weft__runtime *rt, const struct weft_stats *
 static inline void weft__acct(struct weft__task *t, unsigned to)
 {
     if (__builtin_expect(weft__rt && weft__rt->account, 0)) {
+        /* Accounting on: every chunk of slots has its cold records. */
+        struct weft__task_cold *c = weft__task_cold(&weft__rt->tasks, t);
         uint64_t now = weft_now();
-        t->acct_ns[t->acct_state] += now - t->acct_since;
-        t->acct_since = now;
-        t->acct_state = (uint8_t)to;
+        c->acct_ns[c->acct_state] += now - c->acct_since;
+        c->acct_since = now;
+        c->acct_state = (uint8_t)to;
     }
 }
 

@@ -426,7 +426,7 @@ static _Noreturn void report_gen_overflow(const struct weft__task *t)
     put_str(buf, sizeof buf, &n, "weft: stack overflow in generator \"");
     put_str(buf, sizeof buf, &n, g->name[0] ? g->name : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\", resumed by task \"");
-    put_str(buf, sizeof buf, &n, t->name[0] ? t->name : "(unnamed)");
+    put_str(buf, sizeof buf, &n, weft__task_name(t)[0] ? weft__task_name(t) : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
     put_str(buf, sizeof buf, &n, "): its stack is ");
@@ -446,12 +446,12 @@ static _Noreturn void report_overflow(const struct weft__task *t)
     if (t->fib != &o->fiber)
         report_gen_overflow(t);
     put_str(buf, sizeof buf, &n, "weft: stack overflow in task \"");
-    put_str(buf, sizeof buf, &n, t->name[0] ? t->name : "(unnamed)");
+    put_str(buf, sizeof buf, &n, weft__task_name(t)[0] ? weft__task_name(t) : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
     if (o != t) {
         put_str(buf, sizeof buf, &n, "), running inline on the stack of task \"");
-        put_str(buf, sizeof buf, &n, o->name[0] ? o->name : "(unnamed)");
+        put_str(buf, sizeof buf, &n, weft__task_name(o)[0] ? weft__task_name(o) : "(unnamed)");
         put_str(buf, sizeof buf, &n, "\" (id ");
         put_u64(buf, sizeof buf, &n, o->id);
         put_str(buf, sizeof buf, &n, "): that stack is ");

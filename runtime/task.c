@@ -69,6 +69,7 @@
 #define SLAB_CHUNKS ((uint32_t)(SLAB_SIZE / (CHUNK_LEN * sizeof(struct weft__task))))
 _Static_assert(SLAB_CHUNKS >= 1, "a slab holds at least one chunk of task slots");
 #define INDEX_MASK ((1u << WEFT_TASK_INDEX_BITS) - 1)
+#define COLD_CHUNK_BYTES (CHUNK_LEN * sizeof(struct weft__task_cold))
 #define FREE_KEEP 2048 /* free slots a worker keeps; twice that and it gives half back */
 
 struct weft__runtime *weft__rt;
@@ -79,6 +80,13 @@ int weft__task_table_init(struct weft__task_table *tt, bool huge)
     tt->dir = weft__zalloc(WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);
     if (!tt->dir)
         return -ENOMEM;
+    tt->cold = weft__zalloc(WEFT_TASK_DIR_LEN * sizeof tt->cold[0]);
+    if (!tt->cold) {
+        weft__free(tt->dir, WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);
+        tt->dir = NULL;
+        return -ENOMEM;
+    }
+    tt->cold_all = false;
     atomic_init(&tt->nchunks, 0);
     tt->spare = NULL;
     tt->nspare = 0;
@@ -114,6 +122,13 @@ void weft__task_table_term(struct weft__task_table *tt)
             weft__task_drop_shared(&tt->dir[c][i]);
     for (uint32_t c = 0; c < n; c += SLAB_CHUNKS)
         munmap(tt->dir[c], SLAB_SIZE);
+    for (uint32_t c = 0; c < n; c++) {
+        struct weft__task_cold *cold = atomic_load(&tt->cold[c]);
+        if (cold)
+            weft__free(cold, COLD_CHUNK_BYTES);
+    }
+    weft__free(tt->cold, WEFT_TASK_DIR_LEN * sizeof tt->cold[0]);
+    tt->cold = NULL;
     weft__free(tt->dir, WEFT_TASK_DIR_LEN * sizeof tt->dir[0]);
     tt->dir = NULL;
     atomic_store(&tt->nchunks, 0);
@@ -121,17 +136,16 @@ void weft__task_table_term(struct weft__task_table *tt)
 }
 
 /* A new slab of SLAB_SIZE bytes, aligned to its size, zeroed; NULL when
- * there is no memory. Task slots are 384 bytes and a program that spawns
- * 100,000 tasks touches 38 MB of them, fresh: in 4 KiB pages that is 9,600
+ * there is no memory. Task slots are 256 bytes and a program that spawns
+ * 100,000 tasks touches 26 MB of them, fresh: in 4 KiB pages that is 6,400
  * page faults, each a trap, a page to find and zero and a page-table entry
- * (W6 on 1 worker: 83 ms over its ideal in small pages, 70 in huge ones,
- * 7 rounds A/B; RSS 59 and 62 MiB). With `huge` the slab is marked
+ * (W6 on 1 worker, with 384-byte slots: 83 ms over its ideal in small
+ * pages, 70 in huge ones, 7 rounds A/B; RSS 59 and 62 MiB). With `huge` the slab is marked
  * MADV_HUGEPAGE, which the kernel honours when transparent huge pages are
  * "always" or "madvise" (Debian's default) and a huge page is free or can
  * be made by compaction, a possible pause at the fault that
- * WEFT_HUGE_PAGES=0 avoids. The first slab (5,120 slots) stays in small
- * pages. 2 MiB holds SLAB_CHUNKS chunks; the rest of a
- * slab (128 KiB) is never used. */
+ * WEFT_HUGE_PAGES=0 avoids. The first slab (8,192 slots) stays in small
+ * pages. 2 MiB holds SLAB_CHUNKS chunks exactly. */
 static void *slab_map(bool huge)
 {
     /* Twice the size, then the unaligned ends go. */
@@ -155,15 +169,23 @@ static int grow(struct weft__task_table *tt)
     uint32_t n = atomic_load_explicit(&tt->nchunks, memory_order_relaxed);
     if (n == WEFT_TASK_DIR_LEN)
         return -ENOMEM;
+    struct weft__task_cold *cold = NULL;
+    if (tt->cold_all && !(cold = weft__zalloc(COLD_CHUNK_BYTES)))
+        return -ENOMEM;
     struct weft__task *chunk;
     if (n % SLAB_CHUNKS == 0) {
         /* The first slab in small pages: a program of a few tasks does not
          * zero a whole huge page at its start (0.2 ms). */
-        if (!(chunk = slab_map(tt->huge && n > 0)))
+        if (!(chunk = slab_map(tt->huge && n > 0))) {
+            if (cold)
+                weft__free(cold, COLD_CHUNK_BYTES);
             return -ENOMEM;
+        }
     } else {
         chunk = tt->dir[n - 1] + CHUNK_LEN; /* the next in the same slab */
     }
+    if (cold)
+        atomic_store_explicit(&tt->cold[n], cold, memory_order_release);
     uint32_t base = n << WEFT_TASK_CHUNK_BITS;
     for (uint32_t i = CHUNK_LEN; i-- > 0;) {
         chunk[i].index = base + i;
@@ -178,6 +200,34 @@ static int grow(struct weft__task_table *tt)
     tt->dir[n] = chunk;
     atomic_store_explicit(&tt->nchunks, n + 1, memory_order_release);
     return 0;
+}
+
+/* Gives t's chunk its cold records if it has none yet; 0 or -ENOMEM. Any
+ * thread; takes tt->lock only the first time in a chunk. */
+static int cold_make(struct weft__task_table *tt, const struct weft__task *t)
+{
+    _Atomic(struct weft__task_cold *) *slot = &tt->cold[t->index >> WEFT_TASK_CHUNK_BITS];
+    if (atomic_load_explicit(slot, memory_order_acquire))
+        return 0;
+    int err = 0;
+    pthread_mutex_lock(&tt->lock);
+    if (!atomic_load_explicit(slot, memory_order_relaxed)) {
+        struct weft__task_cold *cold = weft__zalloc(COLD_CHUNK_BYTES);
+        if (cold)
+            atomic_store_explicit(slot, cold, memory_order_release);
+        else
+            err = -ENOMEM;
+    }
+    pthread_mutex_unlock(&tt->lock);
+    return err;
+}
+
+const char *weft__task_name(const struct weft__task *t)
+{
+    if (!__atomic_load_n(&t->named, __ATOMIC_ACQUIRE))
+        return "";
+    const struct weft__task_cold *c = weft__task_cold(&weft__rt->tasks, t);
+    return c ? c->name : "";
 }
 
 /* Takes up to `want` slots off the spare list (growing it if empty). Under
@@ -255,9 +305,32 @@ struct weft__task *weft__task_lookup(weft_task *h, int *err)
     return t;
 }
 
-static inline __attribute__((always_inline)) void
+/* Sets up slot t for a new task; -ENOMEM (t untouched but for its cold
+ * records) when its name has no room. */
+static inline __attribute__((always_inline)) int
 init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_opts *opts)
 {
+    struct weft__task_table *tt = &weft__rt->tasks;
+    bool account = weft__rt->account;
+    if (__builtin_expect(opts && opts->name && opts->name[0], 0)) {
+        if (cold_make(tt, t) < 0)
+            return -ENOMEM;
+        struct weft__task_cold *c = weft__task_cold(tt, t);
+        strncpy(c->name, opts->name, sizeof c->name - 1);
+        c->name[sizeof c->name - 1] = '\0';
+        __atomic_store_n(&t->named, true, __ATOMIC_RELEASE);
+    } else {
+        __atomic_store_n(&t->named, false, __ATOMIC_RELAXED);
+    }
+    if (__builtin_expect(account, 0)) {
+        /* cold_all: every chunk has its records. */
+        struct weft__task_cold *c = weft__task_cold(tt, t);
+        if (c) {
+            memset(c->acct_ns, 0, sizeof c->acct_ns);
+            c->acct_state = WEFT_ACCT_READY;
+            c->acct_since = weft_now();
+        }
+    }
     t->next = NULL;
     t->worker = NULL;
     __atomic_store_n(&t->host, NULL, __ATOMIC_RELAXED);
@@ -266,7 +339,8 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
-    t->stack_size = opts && opts->stack_size ? weft__stack_round(opts->stack_size) : 0;
+    /* At most WEFT_STACK_MAX (1 GiB): weft_spawn_opts checks it. */
+    t->stack_size = opts && opts->stack_size ? (uint32_t)weft__stack_round(opts->stack_size) : 0;
     /* home, side, saved and waiters are NULL in every free slot: chunks start
      * zeroed, and a shared-stack task's exit (worker.c, reap) clears them. */
     t->shared = opts && (opts->flags & WEFT_TASK_SHARED_STACK);
@@ -278,16 +352,7 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
     t->wait = WEFT_W_NONE;
     t->wait_obj = NULL;
     atomic_store_explicit(&t->timer_w, NULL, memory_order_relaxed);
-    if (__builtin_expect(weft__rt && weft__rt->account, 0)) {
-        memset(t->acct_ns, 0, sizeof t->acct_ns);
-        t->acct_state = WEFT_ACCT_READY;
-        t->acct_since = weft_now();
-    }
-    t->name[0] = '\0';
-    if (opts && opts->name) {
-        strncpy(t->name, opts->name, sizeof t->name - 1);
-        t->name[sizeof t->name - 1] = '\0';
-    }
+    return 0;
 }
 
 int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, void *arg,
@@ -301,9 +366,11 @@ int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, 
                 return err;
         }
         t = w->free_tasks;
-        w->free_tasks = t->next;
+        struct weft__task *rest = t->next;
+        if (init_task(t, fn, arg, opts) < 0)
+            return -ENOMEM; /* the slot stays first on the free list */
+        w->free_tasks = rest;
         w->nfree_tasks--;
-        init_task(t, fn, arg, opts);
         t->id = weft__worker_new_id(w);
         WEFT_CNT_ADD(w->n.spawned, 1);
     } else {
@@ -314,7 +381,14 @@ int weft__task_new(struct weft__worker *w, struct weft__task **out, weft_fn fn, 
         pthread_mutex_unlock(&tt->lock);
         if (!t)
             return -ENOMEM;
-        init_task(t, fn, arg, opts);
+        if (init_task(t, fn, arg, opts) < 0) {
+            pthread_mutex_lock(&tt->lock);
+            t->next = tt->spare;
+            tt->spare = t;
+            tt->nspare++;
+            pthread_mutex_unlock(&tt->lock);
+            return -ENOMEM;
+        }
         t->id = atomic_fetch_add(&weft__rt->next_id, 1);
         atomic_fetch_add(&weft__rt->ext_spawned, 1);
     }

@@ -6,6 +6,7 @@
 #define WEFT_TASK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -77,6 +78,14 @@ struct weft__task_side {
     char room[];   /* the rest of the block */
 };
 
+/* A task's slot: 256 bytes, four cache lines, in release builds (the
+ * sanitizers' fiber fields make it five). Every live task holds one, and
+ * a program of 100,000 parked tasks touches all of them fresh: W6 spent
+ * 40% of its samples clearing the pages of 384-byte slots, and 128 bytes
+ * more a slot cost it 1.10x its time. What only some tasks use lives
+ * elsewhere: a name and the time accounting in the slot's cold record
+ * (struct weft__task_cold), a shared-stack task's waiters and bytes in its
+ * side block. */
 struct weft__task {
     struct weft__fiber fiber;     /* its own context, once it has a stack */
     struct weft__fiber *fib;      /* the context it runs in: &fiber, or its inline host's */
@@ -87,7 +96,8 @@ struct weft__task {
     weft_fn fn;
     void *arg;
     void *result;                 /* written at exit, read by the joiner after WEFT_J_DONE */
-    size_t stack_size;            /* rounded; 0 = the runtime's default */
+    uint32_t stack_size;          /* rounded, at most WEFT_STACK_MAX; 0 = the runtime's default */
+    uint32_t index;               /* slot index in the task table; fixed */
     /* WEFT_TASK_SHARED_STACK (worker.c, "Shared stacks"): it runs on its
      * home worker's shared stack, and while another task is on that stack
      * its used bytes are in `saved`. Written by its home worker only. */
@@ -99,9 +109,12 @@ struct weft__task {
                                    * first), or NULL */
     uint32_t waiters_cap;
     bool shared;                  /* spawned with WEFT_TASK_SHARED_STACK */
+    uint8_t cancel_inherited;     /* running inline: a joiner's cancellation was delivered
+                                     to it once already (waitq.h); the task only */
+    _Atomic uint8_t state;        /* enum weft__task_state */
+    uint8_t wait;                 /* enum weft__wait */
     uint64_t id;                  /* unique within the run; the main task is 1 */
     _Atomic uint64_t gen;         /* handle generation: bumped at each free */
-    uint64_t deadline;            /* WEFT_W_SLEEP: when to wake */
     _Atomic uintptr_t join;       /* the join word, above */
     _Atomic(struct weft__task *) waits_on; /* the task it is joining (cycle check, report) */
     /* Waiting (waitq.c). The wake word is (seq << 3) | flags | outcome: the
@@ -113,8 +126,6 @@ struct weft__task {
     uint64_t wait_seq;            /* the last seq handed out; the task only */
     _Atomic uint32_t cancel;      /* 1: a weft_cancel() not yet delivered */
     _Atomic uint32_t committing;  /* 1 while the commit of its wait runs (waitq.c) */
-    uint8_t cancel_inherited;     /* running inline: a joiner's cancellation was delivered
-                                     to it once already (waitq.h); the task only */
     _Atomic uint64_t join_seq;    /* the seq of the join wait of the task joining this one:
                                      written by the joiner before it claims the join word,
                                      read by the finisher while the word is WAKING */
@@ -123,23 +134,30 @@ struct weft__task {
      * by the firing worker (under the heap's lock) or by the task. */
     _Atomic(struct weft__worker *) timer_w;
     uint64_t timer_seq;           /* the wait that deadline belongs to; under timer_w's lock */
+    /* Its live timer entry: the entry's id (0 when none) and heap. Written
+     * under that heap's lock; read under another heap's lock by a look at
+     * a stale entry of this task there (timer.c), hence atomic. Last: only
+     * waits with a deadline touch them. */
+    _Atomic uint64_t timer_id;
+    _Atomic(struct weft__timers *) timer_heap;
+    bool named;                   /* its cold record holds its name (weft__task_name) */
+} __attribute__((aligned(64)));
+
+#if defined(__x86_64__) && !defined(WEFT_ASAN) && !defined(WEFT_TSAN)
+_Static_assert(sizeof(struct weft__task) == 256, "a task slot is four cache lines");
+#endif
+
+/* What a slot keeps for the few tasks that use it, in a parallel array of
+ * the task table (weft__task_cold): made for a chunk of slots when one of
+ * them is given a name, and for every chunk while time accounting is on. */
+struct weft__task_cold {
+    char name[32];                /* set when the task's `named` is */
     /* Time accounting: written by whoever owns the task in its state (the
      * worker running it, or the party that readies it). */
     uint64_t acct_ns[WEFT_ACCT_N];
     uint64_t acct_since;
     uint8_t acct_state;
-    uint32_t index;               /* slot index in the task table; fixed */
-    _Atomic uint8_t state;        /* enum weft__task_state */
-    uint8_t wait;                 /* enum weft__wait */
-    char name[32];
-    /* Its live timer entry: the entry's id (0 when none) and heap. Written
-     * under that heap's lock; read under another heap's lock by a look at
-     * a stale entry of this task there (timer.c), hence atomic. Last: only
-     * waits with a deadline touch them, and the hot fields above keep the
-     * cache lines they had. */
-    _Atomic uint64_t timer_id;
-    _Atomic(struct weft__timers *) timer_heap;
-} __attribute__((aligned(64)));
+};
 
 /* Whether p (a shared-stack task's saved bytes or waiters) is an
  * allocation of its own, to be freed on its own, rather than room in the
@@ -160,6 +178,11 @@ static inline bool weft__task_owns(const struct weft__task *t, const void *p)
 
 struct weft__task_table {
     struct weft__task **dir;     /* WEFT_TASK_DIR_LEN chunk pointers, each written once */
+    /* The chunks' cold records (struct weft__task_cold), parallel to dir;
+     * each written once (release), under `lock`, and NULL until a chunk
+     * needs them. */
+    _Atomic(struct weft__task_cold *) *cold;
+    bool cold_all;               /* every chunk gets them at once: accounting is on */
     _Atomic uint32_t nchunks;    /* chunks published (release) */
     pthread_mutex_t lock;        /* guards growth and the spare list */
     struct weft__task *spare;    /* free slots handed back by workers (and used by threads
@@ -180,6 +203,20 @@ int weft__task_table_init(struct weft__task_table *tt, bool huge);
  * slot; nothing for one that holds none. */
 void weft__task_drop_shared(struct weft__task *t);
 void weft__task_table_term(struct weft__task_table *tt);
+
+/* The cold record of slot t, or NULL where its chunk has none. Any
+ * thread, a signal handler too. */
+static inline struct weft__task_cold *weft__task_cold(const struct weft__task_table *tt,
+                                                      const struct weft__task *t)
+{
+    struct weft__task_cold *c = atomic_load_explicit(
+        &tt->cold[t->index >> WEFT_TASK_CHUNK_BITS], memory_order_acquire);
+    return c ? c + (t->index & ((1u << WEFT_TASK_CHUNK_BITS) - 1)) : NULL;
+}
+
+/* The name t was spawned with, or "" (weft_task_opts.name). Any thread,
+ * a signal handler too. */
+const char *weft__task_name(const struct weft__task *t);
 
 /* The task a handle names, or NULL (*err says -EINVAL or -ESRCH). Any
  * thread of the running runtime. */

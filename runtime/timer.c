@@ -236,7 +236,7 @@ bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task)
     return true;
 }
 
-int weft__timer_add(struct weft__timers *t, struct weft__task *task)
+int weft__timer_add(struct weft__timers *t, struct weft__task *task, uint64_t deadline)
 {
     int err = reserve(t);
     if (err < 0)
@@ -244,7 +244,7 @@ int weft__timer_add(struct weft__timers *t, struct weft__task *task)
     uint64_t id = ++t->next_id;
     STORE(task->timer_id, id);
     STORE(task->timer_heap, t);
-    struct weft__timer_ent e = {task->deadline, task, id};
+    struct weft__timer_ent e = {deadline, task, id};
     if (t->run_len == 0 || run_at(t, t->run_len - 1)->deadline <= e.deadline) {
         *run_at(t, t->run_len++) = e;
     } else {
@@ -296,10 +296,9 @@ void weft__timer_arm(struct weft__worker *w, struct weft__task *task, uint64_t d
 {
     struct weft__timers *t = &w->timers;
     weft__lock_acquire(&t->lock);
-    task->deadline = deadline;
     task->timer_seq = seq;
     atomic_store_explicit(&task->timer_w, w, memory_order_relaxed);
-    if (weft__timer_add(t, task) < 0) /* reserved before the switch */
+    if (weft__timer_add(t, task, deadline) < 0) /* reserved before the switch */
         weft__panic("timer heap: no room after reserving");
     publish_len(w);
     weft__lock_release(&t->lock);

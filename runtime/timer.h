@@ -44,7 +44,7 @@ struct weft__timers {
 void weft__timers_init(struct weft__timers *t);
 void weft__timers_term(struct weft__timers *t);
 /* The heap itself; the caller holds t->lock (or owns t outright). */
-int weft__timer_add(struct weft__timers *t, struct weft__task *task);
+int weft__timer_add(struct weft__timers *t, struct weft__task *task, uint64_t deadline);
 /* Marks task's entry stale, if it has a live one in t; returns whether it
  * had. */
 bool weft__timer_cancel(struct weft__timers *t, struct weft__task *task);

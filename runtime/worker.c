@@ -424,7 +424,7 @@ static struct weft__task_side *side_new(struct weft__worker *w, struct weft__tas
     struct weft__task_side *side = weft__alloc(size);
     if (!side)
         weft__panic("no memory for the %u bytes of shared-stack task \"%s\" (id %llu) off its stack",
-                    size, t->name, (unsigned long long)t->id);
+                    size, weft__task_name(t), (unsigned long long)t->id);
     side->size = size;
     return side;
 }
@@ -444,7 +444,7 @@ static void shared_save(struct weft__worker *w, struct weft__task *o, char *hi)
             weft__free(o->saved, o->saved_cap);
         if (!b)
             weft__panic("no memory to copy the %zu stack bytes of task \"%s\" (id %llu) out", n,
-                        o->name, (unsigned long long)o->id);
+                        weft__task_name(o), (unsigned long long)o->id);
         o->saved = b;
         o->saved_cap = (uint32_t)cap;
     }
@@ -999,13 +999,13 @@ static void report_deadlock(struct weft__runtime *rt, uint64_t live)
                 continue;
             const struct weft__task *on = atomic_load_explicit(&t->waits_on, memory_order_relaxed);
             if (t->wait == WEFT_W_JOIN && on)
-                weft__say("  task \"%s\" (id %llu): %s %llu", t->name, (unsigned long long)t->id,
+                weft__say("  task \"%s\" (id %llu): %s %llu", weft__task_name(t), (unsigned long long)t->id,
                           wait_name(t), (unsigned long long)on->id);
             else if (t->wait_obj)
-                weft__say("  task \"%s\" (id %llu): %s %p", t->name, (unsigned long long)t->id,
+                weft__say("  task \"%s\" (id %llu): %s %p", weft__task_name(t), (unsigned long long)t->id,
                           wait_name(t), t->wait_obj);
             else
-                weft__say("  task \"%s\" (id %llu): %s", t->name, (unsigned long long)t->id,
+                weft__say("  task \"%s\" (id %llu): %s", weft__task_name(t), (unsigned long long)t->id,
                           wait_name(t));
         }
     }
@@ -1163,7 +1163,7 @@ static void trace_switch(struct weft__worker *w, struct weft__task *in)
     uint64_t now = weft_now();
     weft__trace_run_end(w, now);
     if (in)
-        weft__trace_run_begin(w, in->id, in->name, now);
+        weft__trace_run_begin(w, in->id, weft__task_name(in), now);
 }
 
 /* GIL mode: takes the token for the task about to run (task id `task`),
@@ -1185,7 +1185,7 @@ static void acct_finished(struct weft__worker *w, struct weft__task *t)
 {
     weft__acct(t, WEFT_ACCT_RUNNING);
     for (unsigned i = 0; i < WEFT_ACCT_N; i++)
-        w->acct_sum[i] += t->acct_ns[i];
+        w->acct_sum[i] += weft__task_cold(&w->rt->tasks, t)->acct_ns[i];
 }
 
 /* Time accounting at a switch: the task leaving goes to the bucket of why
@@ -1295,7 +1295,7 @@ static void first_run(struct weft__worker *w, struct weft__task *t)
     t->stack = weft__stack_get(&w->rt->stacks, &w->stacks, size);
     if (!t->stack)
         weft__panic("no memory or mapping left for a %zu-byte stack (task \"%s\", id %llu)", size,
-                    t->name, (unsigned long long)t->id);
+                    weft__task_name(t), (unsigned long long)t->id);
 #ifdef WEFT_ASAN
     /* A reused stack may still carry the poison of frames its last task
      * left when it switched away for good. */
@@ -1472,7 +1472,7 @@ void weft__worker_gil_checkpoint(struct weft__worker *w)
         weft__gil_drop(&w->rt->gil, w, true);
         gil_take_traced(w, self->id);
         if (w->rt->trace_on)
-            weft__trace_run_begin(w, self->id, self->name, weft_now());
+            weft__trace_run_begin(w, self->id, weft__task_name(self), weft_now());
         weft__acct(self, WEFT_ACCT_RUNNING);
     }
 }
@@ -1493,7 +1493,7 @@ void weft__worker_gil_io_end(struct weft__worker *w)
     struct weft__task *self = w->current;
     gil_take_traced(w, self->id);
     if (w->rt->trace_on)
-        weft__trace_run_begin(w, self->id, self->name, weft_now());
+        weft__trace_run_begin(w, self->id, weft__task_name(self), weft_now());
     weft__acct(self, WEFT_ACCT_RUNNING);
 }
 

@@ -164,7 +164,9 @@ static void *sleepers_main(void *arg)
     wake_at = weft_now();
     struct weft__timers *tm = &weft__worker_self()->timers;
     for (uint32_t i = 0; i < tm->len; i++)
-        tm->heap[i].deadline = tm->heap[i].task->deadline = wake_at;
+        tm->heap[i].deadline = wake_at;
+    for (uint32_t i = 0; i < tm->run_len; i++)
+        tm->run[(tm->run_head + i) & (tm->run_cap - 1)].deadline = wake_at;
     for (unsigned long i = 0; i < ntasks; i++)
         CHECK(weft_join(handles[i], NULL) == 0);
     return NULL;

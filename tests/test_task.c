@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "task.h"
 #include "util.h"
+#include "worker.h"
 
 static void *return_arg_plus_one(void *arg)
 {
@@ -427,6 +429,68 @@ START_TEST(spawn_opts_stack_size_is_usable)
 }
 END_TEST
 
+/* Names and time accounting live in the slots' cold records, made per
+ * chunk of 1,024 slots (task.h): tasks over three chunks, every third one
+ * named, each finds its own name and time; a slot reused by an unnamed
+ * task has no name; and with accounting on every task's times are kept. */
+enum { NAMED_TASKS = 3000 };
+static weft_task *named_handles[NAMED_TASKS];
+
+static void *own_name_and_time(void *arg)
+{
+    int i = PINT(arg);
+    struct weft__task *t = weft__current_task();
+    char want[32] = "";
+    if (i % 3 == 0)
+        snprintf(want, sizeof want, "named-%d", i);
+    CHECK(strcmp(weft__task_name(t), want) == 0);
+    /* Some running time, then a sleep, both counted. */
+    for (volatile int k = 0; k < 1000; k++)
+        ;
+    CHECK(weft_sleep(WEFT_MSEC) == 0);
+    struct weft_times tm;
+    CHECK(weft_task_times(weft_self(), &tm) == 0);
+    CHECK(tm.enabled == 1);
+    CHECK(tm.sleeping_ns >= WEFT_MSEC / 2);
+    return NULL;
+}
+
+static void *names_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < NAMED_TASKS; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "named-%d", i);
+            /* The second round names none: the reused slots must not keep
+             * the first round's names. */
+            struct weft_task_opts o = {.name = round == 0 && i % 3 == 0 ? name : NULL};
+            int arg_i = round == 0 ? i : i * 3 + 1; /* round 1: never a multiple of 3 */
+            CHECK(weft_spawn_opts(&named_handles[i], own_name_and_time, IPTR(arg_i), &o) == 0);
+        }
+        for (int i = 0; i < NAMED_TASKS; i++)
+            CHECK(weft_join(named_handles[i], NULL) == 0);
+    }
+    struct weft_times all;
+    CHECK(weft_times_get(&all) == 0);
+    CHECK(all.sleeping_ns >= 2 * NAMED_TASKS * (WEFT_MSEC / 2));
+    return NULL;
+}
+
+START_TEST(names_and_times_kept_beside_the_slots)
+{
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.stats = 1; /* accounting on; the summary it prints is captured */
+    start_capture();
+    int err = weft_run(&cfg, names_main, NULL, NULL);
+    (void)stop_capture();
+    ck_assert_int_eq(err, 0);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
 START_TEST(error_names_and_texts)
 {
     ck_assert_str_eq(weft_err_name(-ESRCH), "ESRCH");
@@ -445,6 +509,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, join_returns_the_task_result);
+    tcase_add_test(tc, names_and_times_kept_beside_the_slots);
     tcase_add_test(tc, run_returns_main_result);
     tcase_add_test(tc, run_rejects_null_main);
     tcase_add_test(tc, run_inside_a_run_is_ebusy);

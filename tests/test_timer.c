@@ -160,6 +160,7 @@ static const int cancel_of_four[] = {1, 3};
 enum { N = 20000 };
 static struct weft__task tasks[N];
 static uint64_t expect[N];
+static uint64_t deadline_of[N]; /* tasks[i]'s deadline */
 
 /* Fresh tasks (no timer armed) and an empty heap. */
 static void fresh(struct weft__timers *tm)
@@ -174,8 +175,8 @@ START_TEST(heap_pops_in_order_after_random_deletes)
     fresh(&tm);
     srand(12345);
     for (int i = 0; i < N; i++) {
-        tasks[i].deadline = (uint64_t)(rand() % 1000); /* many ties */
-        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
+        deadline_of[i] = (uint64_t)(rand() % 1000); /* many ties */
+        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i], deadline_of[i]), 0);
     }
     int kept = 0;
     for (int i = 0; i < N; i++) {
@@ -184,7 +185,7 @@ START_TEST(heap_pops_in_order_after_random_deletes)
             weft__timer_cancel(&tm, &tasks[i]); /* twice: the second does nothing */
             ck_assert_uint_eq(atomic_load(&tasks[i].timer_id), 0);
         } else {
-            expect[kept++] = tasks[i].deadline;
+            expect[kept++] = deadline_of[i];
         }
         /* Stale entries never outnumber live ones by more than a few. */
         ck_assert_uint_le(tm.len + tm.run_len - tm.live, tm.live > 64 ? tm.live : 64);
@@ -194,7 +195,7 @@ START_TEST(heap_pops_in_order_after_random_deletes)
     for (int i = 0; i < kept; i++) {
         struct weft__task *t = weft__timers_pop_due(&tm, UINT64_MAX - 1);
         ck_assert_ptr_nonnull(t);
-        ck_assert_uint_eq(t->deadline, expect[i]);
+        ck_assert_uint_eq(deadline_of[t - tasks], expect[i]);
         ck_assert_uint_eq(atomic_load(&t->timer_id), 0);
     }
     ck_assert_ptr_null(weft__timers_pop_due(&tm, UINT64_MAX));
@@ -218,8 +219,8 @@ START_TEST(in_order_deadlines_skip_the_heap)
     int kept = 0, popped = 0;
     for (int i = 0; i < N; i++) {
         /* "now" is i; durations 1000 and, every eighth, 10. */
-        tasks[i].deadline = (uint64_t)i + (i % 8 == 7 ? 10 : 1000);
-        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
+        deadline_of[i] = (uint64_t)i + (i % 8 == 7 ? 10 : 1000);
+        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i], deadline_of[i]), 0);
         if (i % 16 == 3)
             ck_assert(weft__timer_cancel(&tm, &tasks[i]));
         /* Now and then the deadlines up to "now" fire, as a worker's do:
@@ -228,9 +229,9 @@ START_TEST(in_order_deadlines_skip_the_heap)
             struct weft__task *t;
             uint64_t last = 0;
             while ((t = weft__timers_pop_due(&tm, (uint64_t)i)) != NULL) {
-                ck_assert_uint_ge(t->deadline, last);
-                ck_assert_uint_le(t->deadline, (uint64_t)i);
-                last = t->deadline;
+                ck_assert_uint_ge(deadline_of[t - tasks], last);
+                ck_assert_uint_le(deadline_of[t - tasks], (uint64_t)i);
+                last = deadline_of[t - tasks];
                 popped++;
             }
         }
@@ -240,21 +241,21 @@ START_TEST(in_order_deadlines_skip_the_heap)
     ck_assert_uint_gt(tm.run_len, 0);
     for (int i = 0; i < N; i++)
         if (atomic_load(&tasks[i].timer_id) != 0)
-            expect[kept++] = tasks[i].deadline;
+            expect[kept++] = deadline_of[i];
     ck_assert_uint_eq(tm.live, (uint32_t)kept);
     qsort(expect, (size_t)kept, sizeof expect[0], cmp_u64);
     for (int i = 0; i < kept; i++) {
         struct weft__task *t = weft__timers_pop_due(&tm, UINT64_MAX - 1);
         ck_assert_ptr_nonnull(t);
-        ck_assert_uint_eq(t->deadline, expect[i]);
+        ck_assert_uint_eq(deadline_of[t - tasks], expect[i]);
     }
     ck_assert_int_eq(popped + kept + N / 16, N);
     ck_assert_ptr_null(weft__timers_pop_due(&tm, UINT64_MAX));
     ck_assert_uint_eq(tm.live, 0);
     /* Deadlines all in order (ties too) never touch the heap. */
     for (int i = 0; i < N; i++) {
-        tasks[i].deadline = (uint64_t)(i / 3);
-        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i]), 0);
+        deadline_of[i] = (uint64_t)(i / 3);
+        ck_assert_int_eq(weft__timer_add(&tm, &tasks[i], deadline_of[i]), 0);
     }
     ck_assert_uint_eq(tm.len, 0);
     ck_assert_uint_eq(tm.run_len, N);
@@ -269,10 +270,8 @@ START_TEST(heap_pop_due_respects_now)
     static struct weft__task a, b;
     struct weft__timers tm;
     weft__timers_init(&tm);
-    a.deadline = 100;
-    b.deadline = 200;
-    ck_assert_int_eq(weft__timer_add(&tm, &b), 0);
-    ck_assert_int_eq(weft__timer_add(&tm, &a), 0);
+    ck_assert_int_eq(weft__timer_add(&tm, &b, 200), 0);
+    ck_assert_int_eq(weft__timer_add(&tm, &a, 100), 0);
     ck_assert_uint_eq(weft__timers_first(&tm), 100);
     ck_assert_ptr_null(weft__timers_pop_due(&tm, 99));
     ck_assert_ptr_eq(weft__timers_pop_due(&tm, 150), &a);
@@ -280,8 +279,8 @@ START_TEST(heap_pop_due_respects_now)
     ck_assert_ptr_eq(weft__timers_pop_due(&tm, 200), &b);
     ck_assert_uint_eq(tm.fired, 2);
     /* A cancelled deadline on top is not the first one. */
-    ck_assert_int_eq(weft__timer_add(&tm, &a), 0);
-    ck_assert_int_eq(weft__timer_add(&tm, &b), 0);
+    ck_assert_int_eq(weft__timer_add(&tm, &a, 100), 0);
+    ck_assert_int_eq(weft__timer_add(&tm, &b, 200), 0);
     weft__timer_cancel(&tm, &a);
     ck_assert_uint_eq(weft__timers_first(&tm), 200);
     ck_assert_ptr_eq(weft__timers_pop_due(&tm, 1000), &b);
