@@ -316,6 +316,9 @@ init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_op
         if (cold_make(tt, t) < 0)
             return -ENOMEM;
         struct weft__task_cold *c = weft__task_cold(tt, t);
+        /* The slot's last task may have been named: not while the name is
+         * rewritten. */
+        __atomic_store_n(&t->named, false, __ATOMIC_RELAXED);
         strncpy(c->name, opts->name, sizeof c->name - 1);
         c->name[sizeof c->name - 1] = '\0';
         __atomic_store_n(&t->named, true, __ATOMIC_RELEASE);

@@ -95,11 +95,18 @@
 #define ID_BLOCK 1024
 
 /* Read by name from inline asm (worker.h): kept, and under this name,
- * whatever link-time optimization sees of its uses. */
+ * whatever GCC's link-time optimization sees of its uses (clang knows no
+ * externally_visible, and its builds here have no link-time
+ * optimization). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WEFT__KEEP_NAME used, externally_visible
+#else
+#define WEFT__KEEP_NAME used
+#endif
 __thread struct weft__worker *weft__tls_worker
-    __attribute__((tls_model("initial-exec"), used, externally_visible));
+    __attribute__((tls_model("initial-exec"), WEFT__KEEP_NAME));
 
-#if !(defined(__x86_64__) && defined(__ELF__))
+#if !(defined(__x86_64__) && defined(__LP64__) && defined(__ELF__))
 /* Never inlined, and not pure (the empty volatile asm), even with the
  * whole program in view: see worker.h. */
 __attribute__((noinline)) struct weft__worker *weft__worker_self(void)

@@ -155,7 +155,7 @@ static inline bool weft__on_shared_stack(const struct weft__worker *w, const voi
  * moves or merges (two instructions, where the call took seven, four
  * times a W5 round trip); elsewhere it is a call that is never inlined
  * (worker.c). */
-#if defined(__x86_64__) && defined(__ELF__)
+#if defined(__x86_64__) && defined(__LP64__) && defined(__ELF__)
 static inline struct weft__worker *weft__worker_self(void)
 {
     struct weft__worker *w;
