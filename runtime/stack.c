@@ -416,6 +416,13 @@ static const struct weft__task *stack_owner(const struct weft__task *t)
     return t;
 }
 
+/* A task's name as the reports show it: "(unnamed)" for none. */
+static const char *shown_name(const struct weft__task *t)
+{
+    const char *name = weft__task_name(t);
+    return name[0] ? name : "(unnamed)";
+}
+
 /* The overflow was in a generator's body, on the generator's stack (t->fib
  * is the generator's fiber). */
 static _Noreturn void report_gen_overflow(const struct weft__task *t)
@@ -426,7 +433,7 @@ static _Noreturn void report_gen_overflow(const struct weft__task *t)
     put_str(buf, sizeof buf, &n, "weft: stack overflow in generator \"");
     put_str(buf, sizeof buf, &n, g->name[0] ? g->name : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\", resumed by task \"");
-    put_str(buf, sizeof buf, &n, weft__task_name(t)[0] ? weft__task_name(t) : "(unnamed)");
+    put_str(buf, sizeof buf, &n, shown_name(t));
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
     put_str(buf, sizeof buf, &n, "): its stack is ");
@@ -446,12 +453,12 @@ static _Noreturn void report_overflow(const struct weft__task *t)
     if (t->fib != &o->fiber)
         report_gen_overflow(t);
     put_str(buf, sizeof buf, &n, "weft: stack overflow in task \"");
-    put_str(buf, sizeof buf, &n, weft__task_name(t)[0] ? weft__task_name(t) : "(unnamed)");
+    put_str(buf, sizeof buf, &n, shown_name(t));
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
     if (o != t) {
         put_str(buf, sizeof buf, &n, "), running inline on the stack of task \"");
-        put_str(buf, sizeof buf, &n, weft__task_name(o)[0] ? weft__task_name(o) : "(unnamed)");
+        put_str(buf, sizeof buf, &n, shown_name(o));
         put_str(buf, sizeof buf, &n, "\" (id ");
         put_u64(buf, sizeof buf, &n, o->id);
         put_str(buf, sizeof buf, &n, "): that stack is ");

@@ -140,12 +140,12 @@ void weft__task_table_term(struct weft__task_table *tt)
  * 100,000 tasks touches 26 MB of them, fresh: in 4 KiB pages that is 6,400
  * page faults, each a trap, a page to find and zero and a page-table entry
  * (W6 on 1 worker, with 384-byte slots: 83 ms over its ideal in small
- * pages, 70 in huge ones, 7 rounds A/B; RSS 59 and 62 MiB). With `huge` the slab is marked
- * MADV_HUGEPAGE, which the kernel honours when transparent huge pages are
- * "always" or "madvise" (Debian's default) and a huge page is free or can
- * be made by compaction, a possible pause at the fault that
- * WEFT_HUGE_PAGES=0 avoids. The first slab (8,192 slots) stays in small
- * pages. 2 MiB holds SLAB_CHUNKS chunks exactly. */
+ * pages, 70 in huge ones, 7 rounds A/B; RSS 59 and 62 MiB). With `huge`
+ * the slab is marked MADV_HUGEPAGE, which the kernel honours when
+ * transparent huge pages are "always" or "madvise" (Debian's default) and
+ * a huge page is free or can be made by compaction, a possible pause at
+ * the fault that WEFT_HUGE_PAGES=0 avoids. The first slab (8,192 slots)
+ * stays in small pages. 2 MiB holds SLAB_CHUNKS chunks exactly. */
 static void *slab_map(bool huge)
 {
     /* Twice the size, then the unaligned ends go. */
@@ -305,25 +305,23 @@ struct weft__task *weft__task_lookup(weft_task *h, int *err)
     return t;
 }
 
-/* Sets up slot t for a new task; -ENOMEM (t untouched but for its cold
- * records) when its name has no room. */
+/* Sets up slot t for a new task; -ENOMEM (t left free, its chunk perhaps
+ * given cold records) when its name has no room. */
 static inline __attribute__((always_inline)) int
 init_task(struct weft__task *t, weft_fn fn, void *arg, const struct weft_task_opts *opts)
 {
     struct weft__task_table *tt = &weft__rt->tasks;
     bool account = weft__rt->account;
+    /* The slot's last task may have been named: not this one, or not
+     * while its name is written. */
+    __atomic_store_n(&t->named, false, __ATOMIC_RELAXED);
     if (__builtin_expect(opts && opts->name && opts->name[0], 0)) {
         if (cold_make(tt, t) < 0)
             return -ENOMEM;
         struct weft__task_cold *c = weft__task_cold(tt, t);
-        /* The slot's last task may have been named: not while the name is
-         * rewritten. */
-        __atomic_store_n(&t->named, false, __ATOMIC_RELAXED);
         strncpy(c->name, opts->name, sizeof c->name - 1);
         c->name[sizeof c->name - 1] = '\0';
         __atomic_store_n(&t->named, true, __ATOMIC_RELEASE);
-    } else {
-        __atomic_store_n(&t->named, false, __ATOMIC_RELAXED);
     }
     if (__builtin_expect(account, 0)) {
         /* cold_all: every chunk has its records. */

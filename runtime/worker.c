@@ -430,7 +430,8 @@ static struct weft__task_side *side_new(struct weft__worker *w, struct weft__tas
     uint32_t size = w->side_block;
     struct weft__task_side *side = weft__alloc(size);
     if (!side)
-        weft__panic("no memory for the %u bytes of shared-stack task \"%s\" (id %llu) off its stack",
+        weft__panic("no memory for the %u bytes of shared-stack task \"%s\" (id %llu) "
+                    "off its stack",
                     size, weft__task_name(t), (unsigned long long)t->id);
     side->size = size;
     return side;
@@ -1006,14 +1007,14 @@ static void report_deadlock(struct weft__runtime *rt, uint64_t live)
                 continue;
             const struct weft__task *on = atomic_load_explicit(&t->waits_on, memory_order_relaxed);
             if (t->wait == WEFT_W_JOIN && on)
-                weft__say("  task \"%s\" (id %llu): %s %llu", weft__task_name(t), (unsigned long long)t->id,
-                          wait_name(t), (unsigned long long)on->id);
+                weft__say("  task \"%s\" (id %llu): %s %llu", weft__task_name(t),
+                          (unsigned long long)t->id, wait_name(t), (unsigned long long)on->id);
             else if (t->wait_obj)
-                weft__say("  task \"%s\" (id %llu): %s %p", weft__task_name(t), (unsigned long long)t->id,
-                          wait_name(t), t->wait_obj);
+                weft__say("  task \"%s\" (id %llu): %s %p", weft__task_name(t),
+                          (unsigned long long)t->id, wait_name(t), t->wait_obj);
             else
-                weft__say("  task \"%s\" (id %llu): %s", weft__task_name(t), (unsigned long long)t->id,
-                          wait_name(t));
+                weft__say("  task \"%s\" (id %llu): %s", weft__task_name(t),
+                          (unsigned long long)t->id, wait_name(t));
         }
     }
 }
@@ -1191,8 +1192,9 @@ static void gil_take_traced(struct weft__worker *w, uint64_t task)
 static void acct_finished(struct weft__worker *w, struct weft__task *t)
 {
     weft__acct(t, WEFT_ACCT_RUNNING);
+    const struct weft__task_cold *c = weft__task_cold(&w->rt->tasks, t);
     for (unsigned i = 0; i < WEFT_ACCT_N; i++)
-        w->acct_sum[i] += weft__task_cold(&w->rt->tasks, t)->acct_ns[i];
+        w->acct_sum[i] += c->acct_ns[i];
 }
 
 /* Time accounting at a switch: the task leaving goes to the bucket of why
