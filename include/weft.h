@@ -528,8 +528,7 @@ WEFT_API int weft_gen_next(weft_gen *g, void **out);
 
 /* g.send(value): as weft_gen_next(), but the suspended weft_gen_yield()
  * returns `value` in its *sent. weft_gen_send(g, NULL, out) is
- * weft_gen_next(g, out). Errors as weft_gen_next(), and
- * Task context.
+ * weft_gen_next(g, out). Task context. Errors as weft_gen_next(), and:
  *   -EINVAL   value is not NULL and g has not started (it has no yield to
  *             receive it: Python's TypeError). */
 WEFT_API int weft_gen_send(weft_gen *g, void *value, void **out);
@@ -555,7 +554,9 @@ WEFT_API int weft_gen_yield(weft_gen *g, void *value, void **sent);
  * weft_gen_next() / weft_gen_send() of g to inner, and a weft_gen_close()
  * of g to inner as a close. Returns 0 and inner's return value in *result
  * (if non-NULL). inner is not freed. May suspend. Body of g only.
- *   -EPERM    not called from g's own body (as weft_gen_yield()).
+ *   -EPERM    not called from g's own body, or a task group opened in
+ *             the body is still open (as weft_gen_yield(); inner is not
+ *             resumed).
  *   -EINVAL   g or inner is NULL.
  *   -EPIPE    g is being closed: inner was closed (and returned), and g's
  *             body should clean up and return; or inner had finished

@@ -334,6 +334,9 @@ int weft_gen_yield_from(weft_gen *g, weft_gen *inner, void **result)
         return -EINVAL;
     if (!in_body(g, self))
         return -EPERM;
+    /* PEP 789, as weft_gen_yield: refused before inner takes a step. */
+    if (atomic_load(&g->open_scopes))
+        return -EPERM;
     void *v, *sent;
     int r = weft_gen_next(inner, &v);
     while (r == 0) {
