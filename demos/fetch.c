@@ -316,8 +316,14 @@ int main(int argc, char **argv)
             len--;
         ((char *)o.url)[len] = '\0';
     }
+    /* TLS handshakes run deep on the requesting task's stack (weft/curl.h,
+     * "Stacks"): 256 KiB for HTTPS, unless WEFT_STACK_SIZE says otherwise. */
+    struct weft_config cfg;
+    weft_config_default(&cfg);
+    if (o.url && !strncasecmp(o.url, "https:", 6) && cfg.stack_size < 256 * 1024)
+        cfg.stack_size = 256 * 1024;
     void *result;
-    int err = weft_run(NULL, o.serve ? server_main : client_main, &o, &result);
+    int err = weft_run(&cfg, o.serve ? server_main : client_main, &o, &result);
     if (err < 0) {
         fprintf(stderr, "fetch: weft_run: %s\n", weft_strerror(err));
         return 1;

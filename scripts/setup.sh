@@ -31,6 +31,7 @@ PACKAGES=(
   libudev-dev                          # hwloc.pc's Libs.private: pkg-config --static weft
   check libsubunit-dev                 # the unit-test framework
   libcurl4-openssl-dev libhttp-parser-dev  # HTTP client and server
+  openssl                              # test_https: a certificate and a TLS server
   valgrind                             # valgrind.h client requests
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the arm64 switch test
   hyperfine time                       # bench/: timing, peak RSS
@@ -115,7 +116,7 @@ case "${1:-}" in
     fuzz_http 60
     # Last, so that the output ends with ctest's summary.
     say "ThreadSanitizer build: stress, ring, scheduler, cancellation, future, channel, sync, generator, I/O, HTTP, curl, blocking-pool and shared-stack tests"
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl|test_blocking|test_shared_stack'
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R 'stress|test_sched|test_cancel|test_future|test_chan|test_sync|test_gen|test_gil|test_io|test_http|test_curl|test_blocking|test_shared_stack|test_api_errors'
 
     ;;
   *)
