@@ -6,7 +6,7 @@
  * two swaps. Two forms:
  *
  *   bare    the channels are plain variables: no lock, no atomic
- *           instruction. No stackful runtime can go below it.
+ *           instruction. No runtime on this swap can go below it.
  *   locked  each channel operation takes and releases a spin lock (one
  *           atomic exchange and a release store), and each hand-off ends
  *           the receiver's wait with a compare-and-swap on its wake word,
