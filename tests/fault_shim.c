@@ -12,8 +12,12 @@
  *                  as an interrupted connect does)
  *
  * WEFT_FAULT_PERCENT (default 3) is each fault's chance in percent;
- * WEFT_FAULT_SEED seeds the per-thread generators. The number of faults
- * injected is printed at exit, so a run that injected none is visible.
+ * WEFT_FAULT_SEED seeds the per-thread generators. The faults injected
+ * are counted by kind (EINTR, EAGAIN, short read, short write) and printed
+ * at exit. A run that injected no fault of some kind proves nothing about
+ * it, so fault_shim_counts() hands the counts to the test (stress_io finds
+ * it with dlsym and fails when a kind is missing while WEFT_FAULT_PERCENT
+ * says faults were asked for).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,6 +25,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +42,12 @@ static int (*real_connect)(int, const struct sockaddr *, socklen_t);
 
 static unsigned percent = 3;
 static uint32_t seed = 1;
-static _Atomic unsigned long injected, calls;
+/* The kinds counted; fault_shim_counts() fills an array indexed by them. */
+enum { FAULT_EINTR, FAULT_EAGAIN, FAULT_SHORT_READ, FAULT_SHORT_WRITE, FAULT_KINDS };
+static const char *const kind_name[FAULT_KINDS] = {"EINTR", "EAGAIN", "short read",
+                                                   "short write"};
+
+static _Atomic unsigned long injected[FAULT_KINDS], calls;
 static _Atomic uint32_t next_stream;
 static __thread uint32_t rng;
 
@@ -57,11 +67,25 @@ __attribute__((constructor)) static void init(void)
         seed = (uint32_t)strtoul(s, NULL, 10);
 }
 
+/* Copies the number of faults injected so far, by kind, into out. Found
+ * by the test with dlsym(RTLD_DEFAULT, "fault_shim_counts"). */
+__attribute__((visibility("default"))) void fault_shim_counts(unsigned long out[FAULT_KINDS]);
+
+void fault_shim_counts(unsigned long out[FAULT_KINDS])
+{
+    for (int k = 0; k < FAULT_KINDS; k++)
+        out[k] = atomic_load(&injected[k]);
+}
+
 __attribute__((destructor)) static void fini(void)
 {
-    if (atomic_load(&calls))
-        fprintf(stderr, "fault_shim: %lu faults injected in %lu socket calls (%u%% each)\n",
-                atomic_load(&injected), atomic_load(&calls), percent);
+    if (!atomic_load(&calls))
+        return;
+    unsigned long c[FAULT_KINDS];
+    fault_shim_counts(c);
+    fprintf(stderr, "fault_shim: %lu socket calls (%u%% each fault):", atomic_load(&calls), percent);
+    for (int k = 0; k < FAULT_KINDS; k++)
+        fprintf(stderr, " %s %lu%s", kind_name[k], c[k], k + 1 < FAULT_KINDS ? "," : "\n");
 }
 
 static uint32_t next(void)
@@ -88,15 +112,20 @@ static int pick(int fd, int kinds)
     atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
     uint32_t r = next() % 100;
     int k = r < percent ? 1 : r < 2 * percent ? 2 : r < 3 * percent ? 3 : 0;
-    if (k > kinds)
-        k = 0;
-    if (k)
-        atomic_fetch_add_explicit(&injected, 1, memory_order_relaxed);
-    return k;
+    return k > kinds ? 0 : k;
+}
+
+/* Counts a fault of `kind` as it is injected (not when picked: a connect
+ * that does not report EINPROGRESS, or a 1-byte call cut to one byte, is
+ * no fault). */
+static void count(int kind)
+{
+    atomic_fetch_add_explicit(&injected[kind], 1, memory_order_relaxed);
 }
 
 static ssize_t fail(int code)
 {
+    count(code == EINTR ? FAULT_EINTR : FAULT_EAGAIN);
     errno = code;
     return -1;
 }
@@ -104,7 +133,7 @@ static ssize_t fail(int code)
 /* The fault for one read or write on fd: -1 with errno set (EINTR or
  * EAGAIN) to fail the call without making it, else 0, with *n cut to one
  * byte for a short transfer. */
-static int transfer_fault(int fd, size_t *n)
+static int transfer_fault(int fd, size_t *n, bool reading)
 {
     switch (pick(fd, 3)) {
     case 1:
@@ -112,7 +141,10 @@ static int transfer_fault(int fd, size_t *n)
     case 2:
         return (int)fail(EAGAIN);
     case 3:
-        *n = *n ? 1 : 0;
+        if (*n > 1) {
+            count(reading ? FAULT_SHORT_READ : FAULT_SHORT_WRITE);
+            *n = 1;
+        }
         return 0;
     default:
         return 0;
@@ -121,22 +153,22 @@ static int transfer_fault(int fd, size_t *n)
 
 ssize_t read(int fd, void *buf, size_t n)
 {
-    return transfer_fault(fd, &n) < 0 ? -1 : real_read(fd, buf, n);
+    return transfer_fault(fd, &n, true) < 0 ? -1 : real_read(fd, buf, n);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    return transfer_fault(fd, &n) < 0 ? -1 : real_write(fd, buf, n);
+    return transfer_fault(fd, &n, false) < 0 ? -1 : real_write(fd, buf, n);
 }
 
 ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    return transfer_fault(fd, &n) < 0 ? -1 : real_recv(fd, buf, n, flags);
+    return transfer_fault(fd, &n, true) < 0 ? -1 : real_recv(fd, buf, n, flags);
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    return transfer_fault(fd, &n) < 0 ? -1 : real_send(fd, buf, n, flags);
+    return transfer_fault(fd, &n, false) < 0 ? -1 : real_send(fd, buf, n, flags);
 }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -155,7 +187,9 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int k = pick(fd, 1);
     int r = real_connect(fd, addr, len);
-    if (k && r < 0 && errno == EINPROGRESS)
+    if (k && r < 0 && errno == EINPROGRESS) {
+        count(FAULT_EINTR);
         errno = EINTR;
+    }
     return r;
 }

@@ -12,10 +12,15 @@
  *
  * The same binary runs as stress_io_faults with tests/fault_shim.c
  * preloaded: EINTR, EAGAIN and 1-byte reads and writes injected into the
- * socket calls at a few percent each; the counts must not change.
+ * socket calls at a few percent each; the counts must not change. There,
+ * WEFT_FAULT_PERCENT is set, and the test also asserts that the shim is
+ * loaded and injected at least one fault of each of the four kinds
+ * (its fault_shim_counts()): a run with no fault of a kind would pass
+ * without testing that kind.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -138,6 +143,27 @@ static void *echo_main(void *arg)
     return NULL;
 }
 
+/* Under the fault shim (WEFT_FAULT_PERCENT set and not 0): the shim is
+ * loaded, and this process injected at least one fault of each kind it
+ * claims (the counts are this forked child's: the runner makes no socket
+ * call before it forks). The kinds, in the order fault_shim_counts()
+ * gives them. */
+static void assert_faults_injected(void)
+{
+    const char *pct = getenv("WEFT_FAULT_PERCENT");
+    if (!pct || strtoul(pct, NULL, 10) == 0)
+        return;
+    static const char *const kinds[] = {"EINTR", "EAGAIN", "short read", "short write"};
+    enum { KINDS = sizeof kinds / sizeof kinds[0] };
+    void (*counts)(unsigned long[KINDS]);
+    *(void **)&counts = dlsym(RTLD_DEFAULT, "fault_shim_counts");
+    ck_assert_msg(counts != NULL, "WEFT_FAULT_PERCENT=%s but the fault shim is not loaded", pct);
+    unsigned long c[KINDS];
+    counts(c);
+    for (int k = 0; k < KINDS; k++)
+        ck_assert_msg(c[k] > 0, "the fault shim injected no %s fault", kinds[k]);
+}
+
 static unsigned workers_of[] = {1, 2, 4};
 
 START_TEST(echo_counts_every_byte)
@@ -157,6 +183,7 @@ START_TEST(echo_counts_every_byte)
     ck_assert_uint_eq(atomic_load(&accepted), CLIENTS);
     ck_assert_uint_eq(atomic_load(&closed_conns), CLIENTS);
     ck_assert_int_eq(count_fds(), before);
+    assert_faults_injected();
 }
 END_TEST
 

@@ -224,11 +224,17 @@ static void *blocked_caller(void *arg)
     return r;
 }
 
+/* Yields until fn has started (on 1 worker it runs only because the
+ * caller's wait left the worker free), then posts. Bounded: 30 s or 100
+ * million yields; fn not started by then fails the test, and the post
+ * still lets it return. */
 static void *poster(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&fn_started))
+    uint64_t end = weft_now() + 30 * WEFT_SEC;
+    for (long i = 0; i < 100000000 && !atomic_load(&fn_started) && weft_now() < end; i++)
         CHECK(weft_yield() == 0);
+    CHECK(atomic_load(&fn_started));
     CHECK(sem_post(&sem) == 0);
     return NULL;
 }
@@ -457,16 +463,20 @@ static void *wait_progress(void *arg)
     return IPTR(ok);
 }
 
+/* Computes, with a checkpoint per step, until wait_progress has returned.
+ * Bounded: 60 s or 100 million steps (wait_progress itself gives up after
+ * about 30 s); stopping for the bound fails the test. */
 static void *computer(void *arg)
 {
     (void)arg;
-    uint64_t x = 1;
-    while (!atomic_load(&fn_returned)) {
+    uint64_t x = 1, end = weft_now() + 60 * WEFT_SEC;
+    for (long k = 0; k < 100000000 && !atomic_load(&fn_returned) && weft_now() < end; k++) {
         for (int i = 0; i < 1000; i++)
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         atomic_fetch_add(&progress, 1);
         CHECK(weft_checkpoint() == 0);
     }
+    CHECK(atomic_load(&fn_returned));
     return IPTR(x & 1);
 }
 

@@ -33,12 +33,23 @@
  *  - listen_and_errors: addresses weft_http_listen accepts and refuses;
  *    -EPERM outside a task; -EINVAL for bad options; the response
  *    builder's errors.
+ *  - serve_on_an_address_answers_and_stops: weft_http_serve on
+ *    "127.0.0.1:PORT" (a port free a moment before) answers a GET; when
+ *    cancelled it returns -ECANCELED and the port refuses connections.
+ *  - a_client_gone_before_its_response_ends_only_its_connection: clients
+ *    that ask for 4 MiB and close at once make the server's writes fail
+ *    with EPIPE; with SIGPIPE at its default action the process lives,
+ *    and the next connection is answered.
+ *
+ * Every socket test also checks that the process has as many descriptors
+ * open after weft_run as before (run_io_on_workers).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -55,6 +66,10 @@ static unsigned workers_of[] = {1, 2};
 
 static _Atomic int handled;
 static _Atomic int sleeping; /* a handler is inside /sleep */
+static _Atomic int big_served; /* /big requests answered */
+
+#define BIG_BODY (4u << 20)
+static char big_body[BIG_BODY];
 
 static int respond_text(struct weft_http_response *res, int status, const char *text)
 {
@@ -62,7 +77,8 @@ static int respond_text(struct weft_http_response *res, int status, const char *
 }
 
 /* /: hello; /echo: the body back, the method in X-Method; /seq?N: N;
- * /sleep: 10 s, then ok; /header: the X-Test header's value. */
+ * /sleep: 10 s, then ok; /header: the X-Test header's value; /big: 4 MiB
+ * (more than one write of a socket takes). */
 static int handler(const struct weft_http_request *req, struct weft_http_response *res,
                    void *arg)
 {
@@ -82,6 +98,11 @@ static int handler(const struct weft_http_request *req, struct weft_http_respons
         if (err < 0)
             return err;
         return respond_text(res, 200, "slept");
+    }
+    if (strcmp(req->path, "/big") == 0) {
+        int err = weft_http_respond(res, 200, "application/octet-stream", big_body, BIG_BODY);
+        atomic_fetch_add(&big_served, err == 0);
+        return err;
     }
     if (strcmp(req->path, "/header") == 0) {
         const char *v = weft_http_request_header(req, "x-test");
@@ -192,13 +213,15 @@ static bool reader_feed(struct reader *rd, const char *buf, size_t n)
 }
 
 /* Reads from fd until `want` final responses (and `interim` 1xx ones) are
- * in, the peer closes, or 10 s pass. Returns the final responses read.
- * Task context. */
+ * in, the peer closes, or 10 s pass in all (one deadline for every read:
+ * a server trickling bytes cannot keep it reading). Returns the final
+ * responses read. Task context. */
 static int read_responses(int fd, struct reader *rd, int want, int interim)
 {
     char buf[16384];
+    uint64_t deadline = SOON(10000);
     while (rd->n < want || rd->interim < interim) {
-        ssize_t n = weft_read_until(fd, buf, sizeof buf, SOON(10000));
+        ssize_t n = weft_read_until(fd, buf, sizeof buf, deadline);
         if (n <= 0 || !reader_feed(rd, buf, (size_t)n))
             break;
     }
@@ -288,7 +311,7 @@ static void *get_main(void *arg)
 
 START_TEST(get_answers_200_and_the_body)
 {
-    run_on_workers(workers_of[_i], get_main);
+    run_io_on_workers(workers_of[_i], get_main);
 }
 END_TEST
 
@@ -318,7 +341,7 @@ static void *keepalive_main(void *arg)
 
 START_TEST(keep_alive_serves_100_requests_on_one_connection)
 {
-    run_on_workers(workers_of[_i], keepalive_main);
+    run_io_on_workers(workers_of[_i], keepalive_main);
 }
 END_TEST
 
@@ -347,7 +370,7 @@ static void *pipeline_main(void *arg)
 
 START_TEST(pipelined_requests_answered_in_order)
 {
-    run_on_workers(workers_of[_i], pipeline_main);
+    run_io_on_workers(workers_of[_i], pipeline_main);
 }
 END_TEST
 
@@ -581,7 +604,7 @@ static void *bad_main(void *arg)
 START_TEST(bad_requests_close_only_their_connection)
 {
     corpus_load();
-    run_on_workers(workers_of[_i], bad_main);
+    run_io_on_workers(workers_of[_i], bad_main);
 }
 END_TEST
 
@@ -636,7 +659,7 @@ static void *post_main(void *arg)
 
 START_TEST(post_bodies_reach_the_handler_intact)
 {
-    run_on_workers(workers_of[_i], post_main);
+    run_io_on_workers(workers_of[_i], post_main);
 }
 END_TEST
 
@@ -692,7 +715,7 @@ static void *limits_main(void *arg)
 
 START_TEST(limits_431_and_413)
 {
-    run_on_workers(workers_of[_i], limits_main);
+    run_io_on_workers(workers_of[_i], limits_main);
 }
 END_TEST
 
@@ -734,7 +757,7 @@ static void *http10_main(void *arg)
 
 START_TEST(http10_closes_unless_keep_alive)
 {
-    run_on_workers(workers_of[_i], http10_main);
+    run_io_on_workers(workers_of[_i], http10_main);
 }
 END_TEST
 
@@ -764,7 +787,7 @@ static void *head_main(void *arg)
 
 START_TEST(head_has_no_body)
 {
-    run_on_workers(workers_of[_i], head_main);
+    run_io_on_workers(workers_of[_i], head_main);
 }
 END_TEST
 
@@ -789,7 +812,7 @@ static void *continue_main(void *arg)
 
 START_TEST(expect_100_continue)
 {
-    run_on_workers(workers_of[_i], continue_main);
+    run_io_on_workers(workers_of[_i], continue_main);
 }
 END_TEST
 
@@ -839,7 +862,7 @@ static void *timeouts_main(void *arg)
 
 START_TEST(timeouts_close_idle_and_slow_connections)
 {
-    run_on_workers(workers_of[_i], timeouts_main);
+    run_io_on_workers(workers_of[_i], timeouts_main);
 }
 END_TEST
 
@@ -899,7 +922,144 @@ static void *cancel_main(void *arg)
 
 START_TEST(cancel_leaves_no_fd_and_no_task)
 {
-    run_on_workers(workers_of[_i], cancel_main);
+    run_io_on_workers(workers_of[_i], cancel_main);
+}
+END_TEST
+
+/* ---- weft_http_serve on an address ------------------------------------------------ */
+
+struct addr_server {
+    char addr[32];
+    weft_task *task;
+    _Atomic int done;
+    int result;
+};
+
+static void *serve_addr_task(void *arg)
+{
+    struct addr_server *s = arg;
+    s->result = weft_http_serve(s->addr, handler, NULL);
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+/* A loopback port that was free a moment ago (bound to port 0, read,
+ * closed: never connected, so nothing lingers on it). */
+static uint16_t free_port(void)
+{
+    uint16_t port = 0;
+    int fd = weft_http_listen("127.0.0.1:0", &port);
+    CHECK(fd >= 0 && port != 0);
+    CHECK(weft_close(fd) == 0);
+    return port;
+}
+
+/* weft_http_serve("127.0.0.1:PORT") listens there and answers; cancelled,
+ * it returns -ECANCELED and the port is closed. The port, free when
+ * chosen, may be taken by another process before the server binds it:
+ * then the server returns -EADDRINUSE and another port is tried (5 at
+ * most). The client connects only once the server is waiting in accept
+ * (the io_waits count moved), so it cannot reach someone else's server. */
+static void *serve_addr_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&handled, 0);
+    bool served = false;
+    for (int attempt = 0; attempt < 5 && !served; attempt++) {
+        struct addr_server s = {0};
+        uint16_t port = free_port();
+        snprintf(s.addr, sizeof s.addr, "127.0.0.1:%u", (unsigned)port);
+        struct weft_stats st;
+        CHECK(weft_stats_get(&st) == 0);
+        uint64_t waits = st.io_waits;
+        CHECK(weft_spawn(&s.task, serve_addr_task, &s) == 0);
+        for (int i = 0; i < 5000 && !atomic_load(&s.done); i++) {
+            CHECK(weft_stats_get(&st) == 0);
+            if (st.io_waits > waits)
+                break;
+            CHECK(weft_sleep(WEFT_MSEC) == 0);
+        }
+        if (atomic_load(&s.done)) {
+            CHECK(weft_join(s.task, NULL) == 0);
+            CHECK(s.result == -EADDRINUSE);
+            continue;
+        }
+        CHECK(st.io_waits > waits);
+        int fd = dial(port);
+        send_str(fd, "GET / HTTP/1.1\r\n" HOST "\r\n");
+        struct reader rd;
+        reader_init(&rd);
+        CHECK(read_responses(fd, &rd, 1, 0) == 1);
+        CHECK(rd.r[0].status == 200 && rd.r[0].body_len == 13 &&
+              memcmp(rd.r[0].body, "Hello, World!", 13) == 0);
+        reader_free(&rd);
+        CHECK(weft_close(fd) == 0);
+        CHECK(atomic_load(&handled) == 1);
+        CHECK(weft_cancel(s.task) == 0);
+        CHECK(weft_join(s.task, NULL) == 0);
+        CHECK(atomic_load(&s.done) && s.result == -ECANCELED);
+        /* Its listener is closed: the port refuses. */
+        int c = weft_socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK(weft_connect_until(c, (struct sockaddr *)&a, sizeof a, SOON(5000)) == -ECONNREFUSED);
+        CHECK(weft_close(c) == 0);
+        served = true;
+    }
+    CHECK(served);
+    return NULL;
+}
+
+START_TEST(serve_on_an_address_answers_and_stops)
+{
+    run_io_on_workers(workers_of[_i], serve_addr_main);
+}
+END_TEST
+
+/* ---- a client gone before its response --------------------------------------------- */
+
+/* A client asks for /big (4 MiB) and closes at once, reading nothing. The
+ * server's first write goes out to a closed socket, whose reset makes the
+ * next write fail with EPIPE (the server had seen the client's FIN, so
+ * the reset is reported as EPIPE, not ECONNRESET): with write(2), that is
+ * a SIGPIPE, and SIGPIPE's default action ends the whole process. Here
+ * SIGPIPE is at its default action, so a SIGPIPE fails the test; the
+ * server must end that connection only, and serve the next one. */
+static void *gone_main(void *arg)
+{
+    (void)arg;
+    struct server s = {0};
+    server_start(&s);
+    int fds = count_fds();
+    for (int i = 0; i < 3; i++) {
+        int fd = dial(s.port);
+        send_str(fd, "GET /big HTTP/1.1\r\n" HOST "\r\n");
+        CHECK(weft_close(fd) == 0);
+    }
+    /* Each of the three is answered, and its connection closed once the
+     * writes fail (its descriptor with it), before the server is stopped:
+     * a stop would end a write still waiting. Bounded: 10 s. */
+    for (int i = 0; i < 10000 && (atomic_load(&big_served) < 3 || count_fds() != fds); i++)
+        CHECK(weft_sleep(WEFT_MSEC) == 0);
+    CHECK(atomic_load(&big_served) == 3);
+    CHECK(count_fds() == fds);
+    /* The server goes on: a new connection is answered. */
+    int fd = dial(s.port);
+    send_str(fd, "GET / HTTP/1.1\r\n" HOST "\r\n");
+    struct reader rd;
+    reader_init(&rd);
+    CHECK(read_responses(fd, &rd, 1, 0) == 1 && rd.r[0].status == 200);
+    reader_free(&rd);
+    CHECK(weft_close(fd) == 0);
+    server_stop(&s);
+    return NULL;
+}
+
+START_TEST(a_client_gone_before_its_response_ends_only_its_connection)
+{
+    ck_assert(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
+    atomic_store(&big_served, 0);
+    run_io_on_workers(workers_of[_i], gone_main);
 }
 END_TEST
 
@@ -990,8 +1150,8 @@ START_TEST(listen_and_errors)
     struct weft_http_options o = {0};
     ck_assert_int_eq(weft_http_serve_fd(-1, handler, NULL, &o), -EPERM);
     ck_assert_int_eq(weft_http_serve("127.0.0.1:0", handler, NULL), -EPERM);
-    run_on_workers(workers_of[_i], errors_main);
-    run_on_workers(workers_of[_i], builder_main);
+    run_io_on_workers(workers_of[_i], errors_main);
+    run_io_on_workers(workers_of[_i], builder_main);
 }
 END_TEST
 
@@ -1016,6 +1176,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, timeouts_close_idle_and_slow_connections, 0, n);
     tcase_add_loop_test(tc, cancel_leaves_no_fd_and_no_task, 0, n);
     tcase_add_loop_test(tc, listen_and_errors, 0, n);
+    tcase_add_loop_test(tc, serve_on_an_address_answers_and_stops, 0, n);
+    tcase_add_loop_test(tc, a_client_gone_before_its_response_ends_only_its_connection, 0, n);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -164,4 +164,17 @@ static inline void run_on_workers(unsigned workers, weft_fn fn)
     ck_assert_uint_eq(CHECK_FAILURES(), 0);
 }
 
+/* run_on_workers, and no descriptor left: the process has as many open
+ * descriptors after weft_run as before (the runtime's epoll and eventfd,
+ * and every socket and pipe the test made). For the I/O suites; counted
+ * in the test's own process (Check forks one per test), where nothing
+ * else opens or closes descriptors meanwhile. */
+static inline void run_io_on_workers(unsigned workers, weft_fn fn)
+{
+    int before = count_fds();
+    run_on_workers(workers, fn);
+    int after = count_fds();
+    ck_assert_msg(after == before, "%d descriptors open before the run, %d after", before, after);
+}
+
 #endif
