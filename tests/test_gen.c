@@ -14,10 +14,15 @@
  *    generator at once on two workers get -EBUSY; every call outside a
  *    task is -EPERM;
  *  - workers: a generator resumed by a task on another worker continues
- *    where it stopped; many generators handed around a ring of tasks on 2
- *    and 4 workers yield every value exactly once; a body that sleeps,
+ *    where it stopped; many generators handed around a ring of tasks on 1,
+ *    2 and 4 workers yield every value exactly once, every resume counted
+ *    on a valid worker and every worker making some; a body that sleeps,
  *    yields and joins, and one whose task moves to another worker inside
  *    the body;
+ *  - cancellation: a task cancelled while suspended inside a body (in a
+ *    receive, in a sleep) gets -ECANCELED from that wait, once, on 1 and 2
+ *    workers; the generator is then resumed by another task, or closed by
+ *    the cancelled one, and ends clean;
  *  - stacks: taken at the first resume, given back at the end, by close
  *    and by free, and reused; an overflow in a body is reported naming
  *    the generator.
@@ -836,10 +841,15 @@ struct inbox {
     unsigned long n;
 };
 
+#define MAX_WORKERS 4
+
 static struct {
+    unsigned workers;
     unsigned passers;
     unsigned long ngen;
     struct inbox box[MAX_PASSERS];
+    _Atomic unsigned arrived;                 /* passers that have started */
+    _Atomic unsigned long by_worker[MAX_WORKERS]; /* resumes made on each worker */
     _Atomic unsigned char *counts; /* per value: times it came out */
     _Atomic unsigned char *returned; /* per generator: times DONE came out */
     _Atomic unsigned long finished;
@@ -875,15 +885,42 @@ static void *handed_around(weft_gen *self, void *arg)
     return IPTR(i + 1);
 }
 
+/* The first `workers` passers to start wait for one another here without
+ * suspending. They can only all arrive at once on as many distinct workers
+ * (the scheduler keeps every worker busy while tasks wait to run: suite
+ * sched's work_conservation), and each then resumes a generator from its
+ * own inbox, which nobody else pops and which starts non-empty, before it
+ * first suspends, so on that worker. Without this, whether a second worker
+ * resumes anything at all depends on how soon it is woken and steals (a
+ * small run, under a sanitizer, can end first), and a count of distinct
+ * workers could only be asserted to be at least 1. The spin is bounded: a
+ * worker that never comes fails the CHECK instead of hanging the run. */
+static void meet_the_other_workers(void)
+{
+    if (atomic_fetch_add(&ring.arrived, 1) >= ring.workers)
+        return;
+    uint64_t until = weft_now() + 30 * WEFT_SEC;
+    while (atomic_load(&ring.arrived) < ring.workers && weft_now() < until)
+        cpu_relax();
+    CHECK(atomic_load(&ring.arrived) >= ring.workers);
+}
+
 static void *passer(void *arg)
 {
     unsigned p = (unsigned)(uintptr_t)arg;
+    meet_the_other_workers();
     while (atomic_load(&ring.finished) < ring.ngen) {
         weft_gen *g = inbox_pop(p);
         if (!g) {
             CHECK(weft_yield() == 0);
             continue;
         }
+        /* The body runs on this thread until it yields (it never suspends
+         * the task): this is the worker that resumes it. */
+        unsigned wid = worker_id();
+        CHECK(wid < ring.workers);
+        if (wid < ring.workers)
+            atomic_fetch_add(&ring.by_worker[wid], 1);
         void *v;
         int r = weft_gen_next(g, &v);
         if (r == 0) {
@@ -918,16 +955,20 @@ static void *handoff_main(void *arg)
     return NULL;
 }
 
-static const unsigned handoff_workers[] = {2, 4};
+static const unsigned handoff_workers[] = {1, 2, 4};
 
 START_TEST(generators_handed_between_tasks_on_n_workers_yield_every_value_once)
 {
     unsigned workers = handoff_workers[_i];
+    ring.workers = workers;
     ring.passers = 2 * workers;
     ring.ngen = scaled(2000);
     if (ring.ngen < 16)
         ring.ngen = 16;
     atomic_store(&ring.finished, 0);
+    atomic_store(&ring.arrived, 0);
+    for (unsigned w = 0; w < MAX_WORKERS; w++)
+        atomic_store(&ring.by_worker[w], 0);
     ring.counts = calloc(ring.ngen * VALUES_PER_GEN, 1);
     ring.returned = calloc(ring.ngen, 1);
     ck_assert(ring.counts && ring.returned);
@@ -945,6 +986,16 @@ START_TEST(generators_handed_between_tasks_on_n_workers_yield_every_value_once)
     for (unsigned long i = 0; i < ring.ngen; i++)
         ck_assert_msg(ring.returned[i] == 1, "generator %lu returned %u times", i,
                       (unsigned)ring.returned[i]);
+    /* Every resume was made on a valid worker and counted once (each value
+     * and each return came out of one), and every worker made some. */
+    unsigned long resumes = 0;
+    unsigned distinct = 0;
+    for (unsigned w = 0; w < workers; w++) {
+        resumes += atomic_load(&ring.by_worker[w]);
+        distinct += atomic_load(&ring.by_worker[w]) != 0;
+    }
+    ck_assert_uint_eq(resumes, ring.ngen * (VALUES_PER_GEN + 1));
+    ck_assert_uint_eq(distinct, workers);
     for (unsigned p = 0; p < ring.passers; p++) {
         ck_assert_uint_eq(ring.box[p].n, 0);
         free(ring.box[p].items);
@@ -1022,6 +1073,113 @@ START_TEST(a_body_may_sleep_yield_and_join)
 {
     atomic_store(&stop_noise, 0);
     run_on(2, suspending_body_main, NULL);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+}
+END_TEST
+
+/* A task cancelled while it is suspended inside a body: the body's wait
+ * returns -ECANCELED (the body runs as that task, so the request is its
+ * own), once, and the generator is no worse for it: another task resumes
+ * it afterwards, or the cancelled task closes it. Round 0: the body waits
+ * in a receive and yields the outcome; main then resumes it and it takes
+ * a value sent meanwhile. Round 1: the body sleeps and yields the outcome;
+ * the cancelled task closes it and its cleanup runs. */
+static weft_chan *body_chan;
+static _Atomic int body_entered, body_cleanups;
+static weft_task *body_runner; /* weft_self() in the body, at its wait */
+
+#define BODY_BOUND (30 * WEFT_SEC) /* only ends a wait whose cancel is lost */
+
+static void *waits_in_body(weft_gen *self, void *arg)
+{
+    body_runner = weft_self();
+    atomic_store(&body_entered, 1);
+    int err;
+    if (arg == NULL)
+        err = weft_chan_recv_until(body_chan, NULL, weft_now() + BODY_BOUND);
+    else
+        err = weft_sleep(BODY_BOUND);
+    CHECK(weft_self() == body_runner);
+    int y = weft_gen_yield(self, IPTR(err), NULL);
+    if (y == -EPIPE) {
+        atomic_fetch_add(&body_cleanups, 1);
+        return NULL;
+    }
+    CHECK(y == 0);
+    void *v = NULL;
+    err = weft_chan_recv_until(body_chan, &v, weft_now() + BODY_BOUND);
+    return err < 0 ? IPTR(err) : v;
+}
+
+struct body_round {
+    weft_gen *g;
+    int round;
+};
+
+/* Resumes the body once; returns what its wait returned. Round 1 then
+ * closes it. */
+static void *resumes_into_a_wait(void *arg)
+{
+    const struct body_round *br = arg;
+    void *v = IPTR(1);
+    CHECK(weft_gen_next(br->g, &v) == 0);
+    /* One request, delivered once, inside the body: this task's next
+     * suspension is not cancelled. */
+    CHECK(weft_sleep(10 * WEFT_USEC) == 0);
+    if (br->round == 1)
+        CHECK(weft_gen_close(br->g) == 0);
+    return v;
+}
+
+static void *cancel_in_body_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&body_entered, 0);
+        atomic_store(&body_cleanups, 0);
+        body_runner = NULL;
+        body_chan = NULL;
+        if (round == 0)
+            ck_assert_int_eq(weft_chan_new(&body_chan, 1), 0);
+        weft_gen *g;
+        ck_assert_int_eq(weft_gen_new(&g, waits_in_body, round ? IPTR(1) : NULL), 0);
+        struct body_round br = {g, round};
+        weft_task *t;
+        ck_assert_int_eq(weft_spawn(&t, resumes_into_a_wait, &br), 0);
+        uint64_t until = weft_now() + BODY_BOUND;
+        while (!atomic_load(&body_entered) && weft_now() < until)
+            ck_assert_int_eq(weft_sleep(100 * WEFT_USEC), 0);
+        ck_assert_int_eq(atomic_load(&body_entered), 1);
+        ck_assert_ptr_eq(body_runner, t);
+        /* Usually inside the wait by now (always on one worker); a request
+         * that came just before it would end it the same way. */
+        ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+        ck_assert_int_eq(weft_cancel(t), 0);
+        void *r = NULL;
+        ck_assert_int_eq(weft_join(t, &r), 0);
+        ck_assert_int_eq(PINT(r), -ECANCELED);
+        void *v = NULL;
+        if (round == 0) {
+            /* Suspended at its yield: resumable by this task. */
+            ck_assert_int_eq(weft_chan_try_send(body_chan, IPTR(11)), 0);
+            ck_assert_int_eq(weft_gen_next(g, &v), WEFT_GEN_DONE);
+            ck_assert_int_eq(PINT(v), 11);
+            ck_assert_int_eq(weft_chan_free(body_chan), 0);
+            body_chan = NULL;
+        } else {
+            ck_assert_int_eq(atomic_load(&body_cleanups), 1);
+        }
+        ck_assert_int_eq(weft_gen_next(g, &v), -EPIPE);
+        weft_gen_free(g);
+    }
+    return NULL;
+}
+
+static const unsigned cancel_workers[] = {1, 2};
+
+START_TEST(a_task_cancelled_inside_a_body_gets_ecanceled_there_and_the_generator_goes_on)
+{
+    run_on(cancel_workers[_i], cancel_in_body_main, NULL);
     ck_assert_uint_eq(CHECK_FAILURES(), 0);
 }
 END_TEST
@@ -1311,6 +1469,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, generators_handed_between_tasks_on_n_workers_yield_every_value_once,
                         0, (int)(sizeof handoff_workers / sizeof handoff_workers[0]));
     tcase_add_test(tc, a_body_may_sleep_yield_and_join);
+    tcase_add_loop_test(
+        tc, a_task_cancelled_inside_a_body_gets_ecanceled_there_and_the_generator_goes_on, 0,
+        (int)(sizeof cancel_workers / sizeof cancel_workers[0]));
     tcase_add_test(tc, a_task_moved_to_another_worker_inside_a_body_continues_there);
     tcase_add_test(tc, many_generators_give_their_stacks_back);
     tcase_add_test(tc, opts_set_the_stack_size_and_name);

@@ -40,9 +40,13 @@
  *    tasks that each join the next at the same moment: whatever the race,
  *    at least one join in every ring returns -EDEADLK, the others return
  *    the joined task's result, and the run ends cleanly (no deadlock left
- *    for the runtime to report). A deadlock with no cycle of joins cannot
- *    be built from the public API: a task blocks only on a join (a cycle)
- *    or on a sleep (a timer that will fire).
+ *    for the runtime to report).
+ *  - deadlock_report_names_each_join_target, _the_group_waited_for: on 1
+ *    and 2 workers, a chain of joins with no cycle (main joins a task that
+ *    joins a task blocked on a channel), and a task group wait on a member
+ *    blocked on a channel, end the run with -EDEADLK; the report's lines
+ *    name each join's target by id, the channel and the group, and the
+ *    blocked tasks are the ones left.
  *  - a_yielder_is_not_starved: on 1 worker, 2,000 chains of detached
  *    tasks (each step spawns the next and exits) keep more tasks ready
  *    than the ring holds, so the injection queue never empties; a task that
@@ -709,6 +713,132 @@ START_TEST(deadlock_reported_on_n_workers)
 }
 END_TEST
 
+/* ---- what a deadlock report says of joins and groups ------------------ */
+
+/* Blocked joins with no cycle among them: main joins "joiner", which joins
+ * "receiver", which waits on a channel nobody sends to. No join closes a
+ * cycle, so each one waits, and the run can only end as a deadlock. Then
+ * main waits on a task group whose one member waits on that channel. The
+ * objects are kept here, not freed: a deadlocked run leaves its tasks
+ * listed on them (weft_run), and a leak checker sees them from here. */
+static weft_chan *stuck_chan;
+static weft_group *stuck_group;
+static weft_task *stuck_joiner, *stuck_receiver;
+static uint64_t joiner_id, receiver_id;
+static _Atomic int stuck_started;
+
+static void *receives_forever(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&stuck_started, 1);
+    return IPTR(weft_chan_recv(stuck_chan, NULL));
+}
+
+static void *joins_the_receiver(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&stuck_started, 1);
+    return IPTR(weft_join(stuck_receiver, NULL));
+}
+
+/* Until n tasks have started (bounded): each join below then finds its
+ * target running, not waiting to start, so that it waits instead of
+ * running the target inline on its own stack. */
+static void wait_started(int n)
+{
+    uint64_t until = weft_now() + 10 * WEFT_SEC;
+    while (atomic_load(&stuck_started) < n && weft_now() < until)
+        CHECK(weft_sleep(100 * WEFT_USEC) == 0);
+    CHECK(atomic_load(&stuck_started) == n);
+}
+
+static void *join_deadlock_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&stuck_chan, 0) == 0);
+    CHECK(weft_spawn_opts(&stuck_receiver, receives_forever, NULL,
+                          &(struct weft_task_opts){.name = "receiver"}) == 0);
+    wait_started(1);
+    CHECK(weft_spawn_opts(&stuck_joiner, joins_the_receiver, NULL,
+                          &(struct weft_task_opts){.name = "joiner"}) == 0);
+    wait_started(2);
+    joiner_id = weft_task_id(stuck_joiner);
+    receiver_id = weft_task_id(stuck_receiver);
+    (void)weft_join(stuck_joiner, NULL); /* never returns */
+    CHECK(!"the join of a deadlocked task returned");
+    return NULL;
+}
+
+static void *group_deadlock_main(void *arg)
+{
+    (void)arg;
+    CHECK(weft_chan_new(&stuck_chan, 0) == 0);
+    CHECK(weft_group_new(&stuck_group) == 0);
+    CHECK(weft_group_spawn(stuck_group, receives_forever, NULL) == 0);
+    (void)weft_group_wait(stuck_group); /* never returns */
+    CHECK(!"the wait on a deadlocked group returned");
+    return NULL;
+}
+
+/* Runs main_fn to its deadlock and returns what it printed. */
+static const char *run_to_deadlock(unsigned workers, weft_fn main_fn, uint64_t blocked)
+{
+    alarm(WATCHDOG_S);
+    atomic_store(&stuck_started, 0);
+    stuck_chan = NULL;
+    stuck_group = NULL;
+    joiner_id = receiver_id = 0;
+    struct weft_config cfg = config_with_workers(workers);
+    start_capture();
+    int err = weft_run(&cfg, main_fn, NULL, NULL);
+    const char *said = stop_capture();
+    ck_assert_msg(err == -EDEADLK, "weft_run: %s; stderr: %s", weft_err_name(err), said);
+    ck_assert_uint_eq(CHECK_FAILURES(), 0);
+    /* The blocked tasks are left; what can be clean is. */
+    struct weft_stats s;
+    ck_assert_int_eq(weft_stats_get(&s), 0);
+    ck_assert_uint_eq(s.tasks_live, blocked);
+    ck_assert_uint_eq(s.timers_pending, 0);
+    ck_assert_uint_eq(s.stack_slabs, 0);
+    char line[128];
+    snprintf(line, sizeof line, "deadlock: %llu tasks are blocked and nothing can wake one:",
+             (unsigned long long)blocked);
+    ck_assert_msg(strstr(said, line) != NULL, "no \"%s\" in: %s", line, said);
+    snprintf(line, sizeof line, "): blocked on channel %p\n", (void *)stuck_chan);
+    ck_assert_msg(strstr(said, line) != NULL, "no \"%s\" in: %s", line, said);
+    return said;
+}
+
+static const unsigned report_workers[] = {1, 2};
+
+START_TEST(deadlock_report_names_each_join_target)
+{
+    const char *said = run_to_deadlock(report_workers[_i], join_deadlock_main, 3);
+    ck_assert_uint_ne(joiner_id, 0);
+    ck_assert_uint_ne(receiver_id, 0);
+    char line[128];
+    snprintf(line, sizeof line, "task \"main\" (id 1): joining task %llu\n",
+             (unsigned long long)joiner_id);
+    ck_assert_msg(strstr(said, line) != NULL, "no \"%s\" in: %s", line, said);
+    snprintf(line, sizeof line, "task \"joiner\" (id %llu): joining task %llu\n",
+             (unsigned long long)joiner_id, (unsigned long long)receiver_id);
+    ck_assert_msg(strstr(said, line) != NULL, "no \"%s\" in: %s", line, said);
+    snprintf(line, sizeof line, "task \"receiver\" (id %llu): blocked on channel %p\n",
+             (unsigned long long)receiver_id, (void *)stuck_chan);
+    ck_assert_msg(strstr(said, line) != NULL, "no \"%s\" in: %s", line, said);
+}
+END_TEST
+
+START_TEST(deadlock_report_names_the_group_waited_for)
+{
+    const char *said = run_to_deadlock(report_workers[_i], group_deadlock_main, 2);
+    char line[128];
+    snprintf(line, sizeof line, "task \"main\" (id 1): waiting for task group %p\n",
+             (void *)stuck_group);
+    ck_assert_msg(strstr(said, line) != NULL, "no \"%s\" in: %s", line, said);
+}
+END_TEST
+
 /* ---- a yielder is not starved by a stream of ready tasks -------------- */
 
 enum { CHAINS = 2000, CHAIN_STEPS_MAX = 400000, YIELD_BOUND = 20000 };
@@ -1022,6 +1152,10 @@ static Suite *suite(void)
     tcase_add_test(tc, stop_waits_for_detached_tasks);
     tcase_add_test(tc, join_across_workers_many);
     tcase_add_test(tc, deadlock_reported_on_n_workers);
+    tcase_add_loop_test(tc, deadlock_report_names_each_join_target, 0,
+                        (int)(sizeof report_workers / sizeof report_workers[0]));
+    tcase_add_loop_test(tc, deadlock_report_names_the_group_waited_for, 0,
+                        (int)(sizeof report_workers / sizeof report_workers[0]));
     tcase_add_test(tc, a_yielder_is_not_starved);
     tcase_add_loop_test(tc, next_slot_moves_on, 0, NEXT_WAYS);
     tcase_add_test(tc, next_slot_left_when_maintenance_picks_another);
