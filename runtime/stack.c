@@ -417,12 +417,6 @@ static const struct weft__task *stack_owner(const struct weft__task *t)
 }
 
 /* A task's name as the reports show it: "(unnamed)" for none. */
-static const char *shown_name(const struct weft__task *t)
-{
-    const char *name = weft__task_name(t);
-    return name[0] ? name : "(unnamed)";
-}
-
 /* The overflow was in a generator's body, on the generator's stack (t->fib
  * is the generator's fiber). */
 static _Noreturn void report_gen_overflow(const struct weft__task *t)
@@ -433,7 +427,7 @@ static _Noreturn void report_gen_overflow(const struct weft__task *t)
     put_str(buf, sizeof buf, &n, "weft: stack overflow in generator \"");
     put_str(buf, sizeof buf, &n, g->name[0] ? g->name : "(unnamed)");
     put_str(buf, sizeof buf, &n, "\", resumed by task \"");
-    put_str(buf, sizeof buf, &n, shown_name(t));
+    put_str(buf, sizeof buf, &n, weft__task_shown_name(t));
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
     put_str(buf, sizeof buf, &n, "): its stack is ");
@@ -453,12 +447,12 @@ static _Noreturn void report_overflow(const struct weft__task *t)
     if (t->fib != &o->fiber)
         report_gen_overflow(t);
     put_str(buf, sizeof buf, &n, "weft: stack overflow in task \"");
-    put_str(buf, sizeof buf, &n, shown_name(t));
+    put_str(buf, sizeof buf, &n, weft__task_shown_name(t));
     put_str(buf, sizeof buf, &n, "\" (id ");
     put_u64(buf, sizeof buf, &n, t->id);
     if (o != t) {
         put_str(buf, sizeof buf, &n, "), running inline on the stack of task \"");
-        put_str(buf, sizeof buf, &n, shown_name(o));
+        put_str(buf, sizeof buf, &n, weft__task_shown_name(o));
         put_str(buf, sizeof buf, &n, "\" (id ");
         put_u64(buf, sizeof buf, &n, o->id);
         put_str(buf, sizeof buf, &n, "): that stack is ");

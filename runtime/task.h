@@ -218,6 +218,14 @@ static inline struct weft__task_cold *weft__task_cold(const struct weft__task_ta
  * a signal handler too. */
 const char *weft__task_name(const struct weft__task *t);
 
+/* The name as the runtime's reports show it: "(unnamed)" for none. Any
+ * thread, a signal handler too. */
+static inline const char *weft__task_shown_name(const struct weft__task *t)
+{
+    const char *name = weft__task_name(t);
+    return name[0] ? name : "(unnamed)";
+}
+
 /* The task a handle names, or NULL (*err says -EINVAL or -ESRCH). Any
  * thread of the running runtime. */
 struct weft__task *weft__task_lookup(weft_task *h, int *err);

@@ -1007,13 +1007,13 @@ static void report_deadlock(struct weft__runtime *rt, uint64_t live)
                 continue;
             const struct weft__task *on = atomic_load_explicit(&t->waits_on, memory_order_relaxed);
             if (t->wait == WEFT_W_JOIN && on)
-                weft__say("  task \"%s\" (id %llu): %s %llu", weft__task_name(t),
+                weft__say("  task \"%s\" (id %llu): %s %llu", weft__task_shown_name(t),
                           (unsigned long long)t->id, wait_name(t), (unsigned long long)on->id);
             else if (t->wait_obj)
-                weft__say("  task \"%s\" (id %llu): %s %p", weft__task_name(t),
+                weft__say("  task \"%s\" (id %llu): %s %p", weft__task_shown_name(t),
                           (unsigned long long)t->id, wait_name(t), t->wait_obj);
             else
-                weft__say("  task \"%s\" (id %llu): %s", weft__task_name(t),
+                weft__say("  task \"%s\" (id %llu): %s", weft__task_shown_name(t),
                           (unsigned long long)t->id, wait_name(t));
         }
     }
