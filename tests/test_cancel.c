@@ -9,7 +9,8 @@
  *    that is running (not suspended) makes its next suspending call fail,
  *    once; calls that do not suspend are unaffected.
  *  - cancel_before_start: a task cancelled before it first runs still runs,
- *    and its first suspension returns -ECANCELED.
+ *    and its first suspension (a minute's sleep) returns -ECANCELED (on 2
+ *    workers a thief may have started it just before the cancel).
  *  - cancel_finished_task_is_ealready, cancel_bad_handles.
  *  - checkpoint_delivers_cancel, yield_delivers_cancel.
  *  - join_until_times_out_and_keeps_the_handle: the task runs on and a
@@ -124,11 +125,16 @@ END_TEST
 
 static _Atomic int started;
 
+/* Sleeps for a minute: only the cancellation ends it in time. On 1 worker
+ * the cancel always comes before the start; on 2 a thief may start the
+ * task first while the spawner is preempted (ThreadSanitizer, a loaded
+ * machine), and with a short sleep it could even have finished, making
+ * the cancel -EALREADY. Either way the sleep must return -ECANCELED. */
 static void *note_start_then_sleep(void *arg)
 {
     (void)arg;
     atomic_store(&started, 1);
-    return IPTR(weft_sleep(1 * WEFT_MSEC));
+    return IPTR(weft_sleep(60 * WEFT_SEC));
 }
 
 static void *cancel_unstarted_main(void *arg)
