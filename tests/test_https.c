@@ -60,17 +60,20 @@ static int run_quiet(char *const argv[])
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* A loopback port that nothing listens on now. */
-static int free_port(void)
+/* The port s_server's log names ("ACCEPT 127.0.0.1:PORT"), or 0 while it
+ * names none yet. */
+static int logged_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
+    FILE *f = fopen(tls.log, "r");
+    if (!f)
+        return 0;
+    char line[256];
+    int port = 0;
+    while (!port && fgets(line, sizeof line, f))
+        if (sscanf(line, "ACCEPT 127.0.0.1:%d", &port) != 1)
+            port = 0;
+    fclose(f);
+    return port;
 }
 
 static bool accepts_connections(int port)
@@ -101,10 +104,10 @@ static void tls_start(void)
     int st = run_quiet(req);
     ck_assert_msg(st == 0, "openssl req: %s (scripts/setup.sh installs openssl)",
                   st < 0 ? strerror(-st) : "failed");
-    tls.port = free_port();
-    char accept_at[32];
-    snprintf(accept_at, sizeof accept_at, "127.0.0.1:%d", tls.port);
-    char *server[] = {"openssl", "s_server", "-quiet", "-accept", accept_at, "-cert", tls.cert,
+    /* Port 0: s_server binds a free port of its own and names it in its
+     * log ("ACCEPT 127.0.0.1:PORT"), so no other process can take it in
+     * between. */
+    char *server[] = {"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", tls.cert,
                       "-key", tls.key, "-www", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -113,10 +116,17 @@ static void tls_start(void)
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     ck_assert_int_eq(posix_spawnp(&tls.pid, "openssl", &fa, NULL, server, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 2000 && !accepts_connections(tls.port); i++)
-        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-    ck_assert_msg(accepts_connections(tls.port), "openssl s_server did not start (see %s)",
-                  tls.log);
+    tls.port = 0;
+    for (int i = 0; i < 2000 && !tls.port; i++) {
+        int ws;
+        ck_assert_msg(waitpid(tls.pid, &ws, WNOHANG) == 0, "openssl s_server exited (see %s)",
+                      tls.log);
+        tls.port = logged_port();
+        if (!tls.port)
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
+    ck_assert_msg(tls.port > 0, "openssl s_server named no port in 20 s (see %s)", tls.log);
+    ck_assert_msg(accepts_connections(tls.port), "nothing accepts on port %d", tls.port);
 }
 
 static void tls_stop(void)
