@@ -13,7 +13,7 @@
  * on a listener that stays readable.
  *
  * A connection task loops: process what it has (which calls the
- * handler), send the output (send_all), then read. Its reads
+ * handler), send the output (weft__send_all), then read. Its reads
  * are bounded: while no request is under way, by the idle timeout counted
  * from the last response (so a client trickling blank lines cannot keep
  * it); once a request has begun, by the request timeout counted from
@@ -55,6 +55,7 @@
 
 #include "alloc.h"
 #include "http_conn.h"
+#include "poller.h"
 
 #define LINGER_NS (2 * WEFT_SEC)
 #define EMFILE_PAUSE_NS (100 * WEFT_MSEC)
@@ -159,22 +160,6 @@ static void linger(int fd, const struct weft_http_options *o)
     }
 }
 
-/* Sends all len bytes of out on the connection's socket: 0, or the error.
- * weft_send, not weft_write: it adds MSG_NOSIGNAL, so a client that has
- * gone (a reset, or a close before its response was read) is -EPIPE for
- * this connection, never a SIGPIPE that ends the whole server. */
-static int send_all(int fd, const char *out, size_t len, uint64_t deadline)
-{
-    while (len) {
-        ssize_t w = weft_send_until(fd, out, len, 0, deadline);
-        if (w < 0)
-            return (int)w;
-        out += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Serves one connection until it closes, fails, times out or the server
  * stops. May suspend. */
 static void serve_conn(struct server *srv, struct weft__http_conn *c, int fd)
@@ -188,9 +173,12 @@ static void serve_conn(struct server *srv, struct weft__http_conn *c, int fd)
         size_t len;
         const char *out = weft__http_conn_output(c, &len);
         if (len) {
-            int err = send_all(fd, out, len, weft_now() + o->idle_timeout_ns);
+            /* A send, not a write (weft__send_all): a client that has gone
+             * (a reset, or a close before its response was read) is -EPIPE
+             * for this connection, never a SIGPIPE that ends the server. */
+            ssize_t w = weft__send_all(fd, out, len, weft_now() + o->idle_timeout_ns);
             weft__http_conn_output_done(c);
-            if (err < 0)
+            if (w < 0)
                 return;
         }
         bool stopping = atomic_load(&srv->stopping);

@@ -573,11 +573,15 @@ ssize_t weft_send_until(int fd, const void *buf, size_t len, int flags, uint64_t
     return io(OP_SEND, fd, (void *)buf, len, flags, deadline);
 }
 
-ssize_t weft_write_all(int fd, const void *buf, size_t count, size_t *written, uint64_t deadline)
+/* Every byte of buf, with as many calls of `op` (a write or a send) as
+ * it takes: count, or the error with *written (if not NULL) the bytes that
+ * went out before it. */
+static ssize_t put_all(enum op op, int fd, const void *buf, size_t count, size_t *written,
+                       uint64_t deadline)
 {
     size_t done = 0;
     while (done < count) {
-        ssize_t r = io(OP_WRITE, fd, (char *)buf + done, count - done, 0, deadline);
+        ssize_t r = io(op, fd, (char *)buf + done, count - done, 0, deadline);
         if (r < 0) {
             if (written)
                 *written = done;
@@ -588,6 +592,16 @@ ssize_t weft_write_all(int fd, const void *buf, size_t count, size_t *written, u
     if (written)
         *written = done;
     return (ssize_t)done;
+}
+
+ssize_t weft_write_all(int fd, const void *buf, size_t count, size_t *written, uint64_t deadline)
+{
+    return put_all(OP_WRITE, fd, buf, count, written, deadline);
+}
+
+ssize_t weft__send_all(int fd, const void *buf, size_t count, uint64_t deadline)
+{
+    return put_all(OP_SEND, fd, buf, count, NULL, deadline);
 }
 
 int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *addrlen, uint64_t deadline)

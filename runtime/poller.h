@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "lock.h"
 #include "waitq_types.h"
@@ -73,6 +74,11 @@ static inline bool weft__poller_wanted(struct weft__poller *p)
  * Returns how many tasks it woke; *timed_out says whether the deadline
  * passed with nothing to report. Worker w's thread, outside any task. */
 unsigned weft__poller_poll(struct weft__worker *w, uint64_t deadline, bool *timed_out);
+
+/* weft_write_all on a socket, each call a send with MSG_NOSIGNAL: a peer
+ * that is gone is -EPIPE (or -ECONNRESET) for the caller, never a SIGPIPE
+ * for the process. count, or the error. Task context; suspends. */
+ssize_t weft__send_all(int fd, const void *buf, size_t count, uint64_t deadline);
 
 /* Whether fd is ready now for `events` (WEFT_READABLE, WEFT_WRITABLE),
  * level-triggered, by one poll(2) that does not block: the directions

@@ -416,7 +416,6 @@ static const struct weft__task *stack_owner(const struct weft__task *t)
     return t;
 }
 
-/* A task's name as the reports show it: "(unnamed)" for none. */
 /* The overflow was in a generator's body, on the generator's stack (t->fib
  * is the generator's fiber). */
 static _Noreturn void report_gen_overflow(const struct weft__task *t)
