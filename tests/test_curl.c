@@ -79,7 +79,7 @@
 #include <time.h>
 #include <weft/curl.h>
 
-#include "curl.h"
+#include "curl_util.h"
 #include "task.h"
 #include "util.h"
 
@@ -302,14 +302,6 @@ static void *fetch_one(void *arg)
     CHECK(err != 0 || reply_ok(&r, id));
     weft_http_reply_destroy(&r);
     return NULL;
-}
-
-static void counts_empty(void)
-{
-    struct weft__curl_counts n;
-    weft__curl_counts(&n);
-    CHECK(n.transfers == 0);
-    CHECK(n.running == 0);
 }
 
 #define MANY 200 /* the most tasks() runs */

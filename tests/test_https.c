@@ -29,7 +29,7 @@
 #include <time.h>
 #include <weft/curl.h>
 
-#include "curl.h"
+#include "curl_util.h"
 #include "util.h"
 
 extern char **environ;
@@ -43,18 +43,27 @@ static struct {
     pid_t pid;
 } tls;
 
-/* Runs argv to its end with stdout and stderr into tls.log; its status. */
-static int run_quiet(char *const argv[])
+/* Starts argv with stdin from /dev/null and stdout and stderr into
+ * tls.log: 0 with *pid, or -errno. */
+static int spawn_logged(char *const argv[], pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, tls.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    int err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int err = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    if (err != 0)
-        return -err;
+    return -err;
+}
+
+/* Runs argv to its end (spawn_logged); its status, or -errno. */
+static int run_quiet(char *const argv[])
+{
+    pid_t pid;
+    int err = spawn_logged(argv, &pid);
+    if (err < 0)
+        return err;
     int st;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
@@ -109,13 +118,7 @@ static void tls_start(void)
      * between. */
     char *server[] = {"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", tls.cert,
                       "-key", tls.key, "-www", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, tls.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    ck_assert_int_eq(posix_spawnp(&tls.pid, "openssl", &fa, NULL, server, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    ck_assert_int_eq(spawn_logged(server, &tls.pid), 0);
     tls.port = 0;
     for (int i = 0; i < 2000 && !tls.port; i++) {
         int ws;
@@ -138,14 +141,6 @@ static void tls_stop(void)
     unlink(tls.key);
     unlink(tls.log);
     ck_assert_int_eq(rmdir(tls.dir), 0);
-}
-
-static void counts_empty(void)
-{
-    struct weft__curl_counts n;
-    weft__curl_counts(&n);
-    CHECK(n.transfers == 0);
-    CHECK(n.running == 0);
 }
 
 static void run_against_tls(unsigned workers, weft_fn fn)
