@@ -11,7 +11,8 @@ dir=${1:?usage: demos_post.sh DEMO_DIR}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# run NAME: runs the demo, timestamps removed, into $tmp/NAME.
+# run NAME: runs the demo into $tmp/NAME, timestamps removed and the
+# elapsed times of "took N s" lines written as "took T".
 run() {
   local name=$1
   if ! "$dir/$name" >"$tmp/$name.raw" 2>"$tmp/$name.err"; then
@@ -19,7 +20,7 @@ run() {
     cat "$tmp/$name.raw" "$tmp/$name.err"
     exit 1
   fi
-  sed -E 's/^ *[0-9]+\.[0-9]{3} s  //' "$tmp/$name.raw" >"$tmp/$name"
+  sed -E 's/^ *[0-9]+\.[0-9]{3} s  //; s/^took [0-9.]+ s/took T/' "$tmp/$name.raw" >"$tmp/$name"
 }
 
 # expect NAME: the output must be exactly the lines on stdin.
@@ -73,8 +74,6 @@ grep -qE '^two tasks slept 1 s each; the program took [0-9.]+ s \(sequential wou
   "$tmp/echo_twice" || { echo "echo_twice: no summary line"; cat "$tmp/echo_twice.raw"; exit 1; }
 
 run call_vs_task
-sed -E 's/^took [0-9.]+ s$/took T/' "$tmp/call_vs_task" >"$tmp/cvt"
-mv "$tmp/cvt" "$tmp/call_vs_task"
 expect call_vs_task <<'OUT'
 called one after the other (await coro()):
 hello from first
@@ -101,7 +100,7 @@ cmp -s "$tmp/want" "$tmp/starts" || {
   cat "$tmp/whoami_gather.raw"
   exit 1
 }
-tail -n +4 "$tmp/whoami_gather" | sed -E 's/^took [0-9.]+ s/took T/' >"$tmp/rest"
+tail -n +4 "$tmp/whoami_gather" >"$tmp/rest"
 mv "$tmp/rest" "$tmp/whoami_gather"
 expect whoami_gather <<'OUT'
 I am A. I slept for 1 seconds.
@@ -125,7 +124,7 @@ OUT
 
 # Two waiters in either order, one resolve, a second refused, both woken.
 run future_demo
-sed -E 's/^took [0-9.]+ s$/took T/' "$tmp/future_demo" >"$tmp/fd"
+mv "$tmp/future_demo" "$tmp/fd"
 { sed -n 1,2p "$tmp/fd" | sort; sed -n 3,4p "$tmp/fd"; sed -n 5,6p "$tmp/fd" | sort; sed -n '7,$p' "$tmp/fd"; } \
   >"$tmp/future_demo"
 expect future_demo <<'OUT'
